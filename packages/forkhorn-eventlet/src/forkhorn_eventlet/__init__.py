@@ -1,0 +1,1 @@
+"""The eventlet worker for forkhorn."""

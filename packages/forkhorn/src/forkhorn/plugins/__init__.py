@@ -1,0 +1,1 @@
+"""The plugin system: pluggy hooks (``hookspec``), the manager, and the worker registry."""

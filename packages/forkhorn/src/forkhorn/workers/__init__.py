@@ -1,0 +1,1 @@
+"""Worker processes: the contract (``base``) and the built-in classes ``sync`` and ``gthread``."""
