@@ -1,0 +1,140 @@
+"""The project's workflows. ``nox`` with no arguments runs the whole test suite.
+
+Each package is tested in its own virtualenv: the core alone (no plugin installed, plugin
+autoload off), then each plugin package beside the core. gevent and eventlet never share a
+venv, because each monkey-patches the interpreter in its own way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+CORE = "packages/forkhorn"
+GEVENT = "packages/forkhorn-gevent"
+EVENTLET = "packages/forkhorn-eventlet"
+EXAMPLE_PLUGIN = "examples/forkhorn-example-worker"
+TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.100", "requests>=2.31"]
+
+nox.options.sessions = [
+    "lint",
+    "types",
+    "tests-core",
+    "tests-gevent",
+    "tests-eventlet",
+    "wheels",
+    "docs",
+]
+nox.options.error_on_missing_interpreters = True
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-ra", *paths, *session.posargs
+    )
+
+
+@nox.session(name="tests-core")
+def tests_core(session: nox.Session) -> None:
+    """The core package alone: no plugin distribution installed, plugin autoload off."""
+    session.install("-e", CORE, *TEST_DEPS)
+    _pytest(session, f"{CORE}/tests")
+
+
+@nox.session(name="tests-gevent")
+def tests_gevent(session: nox.Session) -> None:
+    """forkhorn-gevent beside the core, in a venv of its own."""
+    session.install("-e", CORE, "-e", GEVENT, *TEST_DEPS)
+    _pytest(session, f"{GEVENT}/tests")
+
+
+@nox.session(name="tests-eventlet")
+def tests_eventlet(session: nox.Session) -> None:
+    """forkhorn-eventlet beside the core, in a venv of its own (never beside gevent)."""
+    session.install("-e", CORE, "-e", EVENTLET, *TEST_DEPS)
+    _pytest(session, f"{EVENTLET}/tests")
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build the three wheels, install each extra from them into a fresh venv, serve a request."""
+    session.install("build")
+    dist = Path(tempfile.mkdtemp(prefix="forkhorn-dist-"))
+    try:
+        for package in (CORE, GEVENT, EVENTLET):
+            session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), package)
+        for extra in ("gevent", "eventlet"):
+            venv = dist / f"venv-{extra}"
+            session.run("python", "-m", "venv", str(venv))
+            python = str(venv / "bin" / "python")
+            session.run(
+                python, "-m", "pip", "install", "-q", "--find-links", str(dist),
+                f"forkhorn[{extra}]", external=True,
+            )
+            session.run(str(venv / "bin" / "forkhorn"), "--list-workers", external=True)
+            session.run(python, "ci/smoke_roundtrip.py", "--worker-class", extra, external=True)
+    finally:
+        shutil.rmtree(dist, ignore_errors=True)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy over the three packages."""
+    session.install("mypy", "-e", CORE, "pytest")
+    session.run(
+        "mypy",
+        f"{CORE}/src/forkhorn",
+        f"{GEVENT}/src/forkhorn_gevent/plugin.py",
+        f"{EVENTLET}/src/forkhorn_eventlet/plugin.py",
+    )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, with warnings as errors."""
+    session.install("-e", CORE, "mkdocs>=1.6", "mkdocs-material>=9.5")
+    session.run("python", "docs/gen_reference.py")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """forkhorn against Gunicorn, same run, same worker class: `nox -s bench -- --quick`."""
+    session.run("bash", "ci/install-wrk.sh", external=True)
+    session.install("-e", CORE, "-e", GEVENT, "-r", "bench/requirements.txt")
+    legacy = Path(session.virtualenv.location).parent / "bench-gunicorn23"
+    if not (legacy / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(legacy))
+    session.run(
+        str(legacy / "bin" / "python"), "-m", "pip", "install", "-q",
+        "-r", "bench/requirements-gunicorn23.txt", external=True,
+    )
+    eventlet_venv = Path(session.virtualenv.location).parent / "bench-forkhorn-eventlet"
+    if not (eventlet_venv / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(eventlet_venv))
+    session.run(
+        str(eventlet_venv / "bin" / "python"), "-m", "pip", "install", "-q",
+        "-e", CORE, "-e", EVENTLET, external=True,
+    )
+    session.run(
+        "python", "bench/run.py",
+        "--gunicorn23-python", str(legacy / "bin" / "python"),
+        "--forkhorn-eventlet-python", str(eventlet_venv / "bin" / "python"),
+        *session.posargs,
+        env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")},
+    )
