@@ -1,0 +1,118 @@
+"""Self-tests of the benchmark harness that need no server and no wrk: report parsing,
+targets, verdicts, exit status. Run: ``python -m pytest bench -q -p no:cacheprovider``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.servers import ServerSpec
+from bench.workloads import target_for
+from bench.wrk import WrkError, WrkResult, build_command, parse_report
+
+REPORT = """Running 1s test @ http://127.0.0.1:8000/
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.20s   123.00us   2.00m    90.00%
+  Latency Distribution
+     50%  812.00us
+     75%    1.00ms
+     90%    2.00ms
+     99%    1.50s
+  43700 requests in 1.00m, 6.50MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 12
+Requests/sec:   8740.00
+Transfer/sec:      1.30MB
+"""
+
+
+def _result(rps: float, errors: int = 0) -> WrkResult:
+    detail = {"connect": 0, "read": errors, "write": 0, "timeout": 0}
+    return WrkResult(rps, int(rps), 1.0, 2.0, errors, detail, 0)
+
+
+def test_parse_report_units_and_errors() -> None:
+    r = parse_report(REPORT)
+    assert (r.rps, r.requests, r.p50_ms, r.p99_ms) == (8740.0, 43700, 0.812, 1500.0)
+    assert r.socket_detail == {"connect": 1, "read": 2, "write": 3, "timeout": 4}
+    assert (r.socket_errors, r.non_2xx, r.errors) == (10, 12, 22)
+
+
+def test_parse_report_without_error_lines_means_zero() -> None:
+    clean = "\n".join(x for x in REPORT.splitlines() if "errors" not in x and "Non-2xx" not in x)
+    assert parse_report(clean).errors == 0
+
+
+def test_parse_report_rejects_garbage() -> None:
+    with pytest.raises(WrkError):
+        parse_report("unable to connect to 127.0.0.1:1 Connection refused")
+
+
+def test_commands() -> None:
+    cmd = build_command("http://h/", 50, 5, close=True, script="s.lua")
+    assert cmd == [
+        "wrk",
+        "-t1",
+        "-c50",
+        "-d5s",
+        "--latency",
+        "-H",
+        "Connection: close",
+        "-s",
+        "s.lua",
+        "http://h/",
+    ]
+    spec = ServerSpec("gunicorn", "py", "gunicorn", "gthread", threads=8)
+    assert spec.command(9) == [
+        "py",
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-k",
+        "gthread",
+        "-b",
+        "127.0.0.1:9",
+        "--threads",
+        "8",
+        "bench.app:app",
+    ]
+
+
+def test_targets() -> None:
+    assert target_for("hello-close", "sync").check(25_000, 2.6) == "PASS"
+    assert target_for("hello-close", "sync").check(20_000, 2.4) == "FAIL"
+    assert target_for("sleep", "gevent").check(15_000, 2.0) == "FAIL"  # under 80% of ideal
+    assert target_for("sleep", "gevent").check(17_000, 1.6) == "PASS"
+    assert target_for("post", "eventlet").check(1, 1.5) == "PASS"
+    assert target_for("hello", "sync").check(1, 0.1) == "—"
+
+
+def _results(forkhorn_errors: int = 0) -> report.Results:
+    res = report.Results(meta={"command": "x"})
+    for server, rps, errs in (("forkhorn", 30_000.0, forkhorn_errors), ("gunicorn", 10_000.0, 0)):
+        res.servers.append(report.ServerFigures(server, "sync", 0.1, 20_000.0))
+        res.runs.append(report.Run(server, "sync", "hello-close", _result(rps, errs)))
+    return res
+
+
+def test_report_and_exit_status(tmp_path: Path) -> None:
+    res = _results()
+    text = report.write_all(res, tmp_path)
+    assert (
+        "| sync | hello, Connection: close, c50 | 30,000 | 10,000 | 3.00x | >= 2.5x | PASS" in text
+    )
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert data["servers"][0]["idle_rss_kib"]["result"] == "PASS"  # equal counts as <=
+    assert report.exit_status(res, fail_on_errors=True) == 0
+
+
+def test_forkhorn_errors_fail_the_run() -> None:
+    res = _results(forkhorn_errors=3)
+    assert report.throughput_rows(res)[0]["result"] == "FAIL (errors)"
+    assert report.exit_status(res, fail_on_errors=True) == 1
+    assert report.exit_status(res, fail_on_errors=False) == 0
