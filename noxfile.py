@@ -73,8 +73,15 @@ def wheels(session: nox.Session) -> None:
             session.run("python", "-m", "venv", str(venv))
             python = str(venv / "bin" / "python")
             session.run(
-                python, "-m", "pip", "install", "-q", "--find-links", str(dist),
-                f"forkhorn[{extra}]", external=True,
+                python,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--find-links",
+                str(dist),
+                f"forkhorn[{extra}]",
+                external=True,
             )
             session.run(str(venv / "bin" / "forkhorn"), "--list-workers", external=True)
             session.run(python, "ci/smoke_roundtrip.py", "--worker-class", extra, external=True)
@@ -121,20 +128,37 @@ def bench(session: nox.Session) -> None:
     if not (legacy / "bin" / "python").exists():
         session.run("python", "-m", "venv", str(legacy))
     session.run(
-        str(legacy / "bin" / "python"), "-m", "pip", "install", "-q",
-        "-r", "bench/requirements-gunicorn23.txt", external=True,
+        str(legacy / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-r",
+        "bench/requirements-gunicorn23.txt",
+        external=True,
     )
     eventlet_venv = Path(session.virtualenv.location).parent / "bench-forkhorn-eventlet"
     if not (eventlet_venv / "bin" / "python").exists():
         session.run("python", "-m", "venv", str(eventlet_venv))
     session.run(
-        str(eventlet_venv / "bin" / "python"), "-m", "pip", "install", "-q",
-        "-e", CORE, "-e", EVENTLET, external=True,
+        str(eventlet_venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-e",
+        CORE,
+        "-e",
+        EVENTLET,
+        external=True,
     )
     session.run(
-        "python", "bench/run.py",
-        "--gunicorn23-python", str(legacy / "bin" / "python"),
-        "--forkhorn-eventlet-python", str(eventlet_venv / "bin" / "python"),
+        "python",
+        "bench/run.py",
+        "--gunicorn23-python",
+        str(legacy / "bin" / "python"),
+        "--forkhorn-eventlet-python",
+        str(eventlet_venv / "bin" / "python"),
         *session.posargs,
         env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")},
     )

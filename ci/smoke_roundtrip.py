@@ -32,8 +32,16 @@ def main() -> int:
     port = free_port()
     forkhorn = Path(sys.executable).parent / "forkhorn"
     command = [
-        str(forkhorn), "-w", "2", "-k", args.worker_class,
-        "-b", f"127.0.0.1:{port}", "--chdir", str(EXAMPLES), "hello:app",
+        str(forkhorn),
+        "-w",
+        "2",
+        "-k",
+        args.worker_class,
+        "-b",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(EXAMPLES),
+        "hello:app",
     ]
     server = subprocess.Popen(command, start_new_session=True)
     try:
