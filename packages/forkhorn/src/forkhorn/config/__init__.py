@@ -3,4 +3,4 @@
 from forkhorn.config.config import Config, ConfigError
 from forkhorn.config.settings import SETTINGS, Setting
 
-__all__ = ["Config", "ConfigError", "Setting", "SETTINGS"]
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting"]

@@ -1,9 +1,15 @@
-"""The shape of one setting. The table itself lives in ``settings.py``."""
+"""The shape of one setting. The table itself lives in ``settings.py`` (rows in ``table/``).
+
+A row is plain data: the CLI (``forkhorn.cli``), the config-file loader
+(``forkhorn.config.loader``), ``--print-config`` and the docs are generated from it, so a
+setting added here exists everywhere at once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,14 +27,18 @@ class Setting:
     doc: str
     #: command-line flags, e.g. ("-b", "--bind"); empty: config file only
     flags: tuple[str, ...] = ()
-    #: argparse action: None (takes a value), "store_true", "append"
+    #: argparse action: None (takes a value), "store_true", "store_const", "append"
     action: str | None = None
     #: placeholder in --help
     meta: str | None = None
     #: one-line summary for --help (defaults to the doc's first sentence)
     short: str = ""
-    #: environment variable read besides the flags (e.g. WEB_CONCURRENCY for workers)
+    #: environment variable that replaces the default (Gunicorn's WEB_CONCURRENCY, PORT,
+    #: FORWARDED_ALLOW_IPS): it ranks below the config file and the command line
     env: str | None = None
+    #: turns the environment variable's text into a value for the validator
+    #: (``PORT=5000`` -> ``["0.0.0.0:5000"]`` for ``bind``); None: the text itself
+    env_value: Callable[[str], Any] | None = None
     #: argparse nargs ("?", "*") where the flag's value is optional
     nargs: str | None = None
     const: Any = None
@@ -39,3 +49,21 @@ class Setting:
             return self.short
         first = self.doc.strip().split("\n\n")[0].replace("\n", " ")
         return first.split(". ")[0].rstrip(".") + "."
+
+
+# Documentation sections, in the order the docs list them (Gunicorn's names).
+CONFIG_FILE = "Config File"
+SOCKET = "Server Socket"
+WORKERS = "Worker Processes"
+SECURITY = "Security"
+PARSER = "HTTP Parsing"
+MECHANICS = "Server Mechanics"
+HOOKS = "Server Hooks"
+LOGGING = "Logging"
+SSL = "SSL"
+PROCESS = "Process Naming"
+DEBUG = "Debugging"
+SECTIONS = (
+    CONFIG_FILE, SOCKET, WORKERS, SECURITY, PARSER, MECHANICS, HOOKS, LOGGING, SSL, PROCESS,
+    DEBUG,
+)

@@ -1,7 +1,27 @@
-"""Builds the run's pluggy ``PluginManager``: built-ins, entry points, config-file hooks."""
+"""Builds the run's pluggy ``PluginManager``: built-ins, entry points, named plugins.
+
+A fresh manager per run (nothing is built at import time). Order of registration:
+blocked names first (so nothing registers under them), the built-in workers, then every
+entry point of group ``forkhorn.plugins`` unless autoload is off, then the plugins named
+with ``--plugin NAME`` / ``FORKHORN_PLUGINS`` (an entry-point name, else a module name),
+which load even with autoload off, like pytest's ``-p``. Config-file hooks are added later
+by ``forkhorn.config.hooks``.
+
+Switches, from the environment and the command line:
+
+- ``FORKHORN_DISABLE_PLUGIN_AUTOLOAD`` (non-empty): do not scan entry points.
+- ``FORKHORN_DISABLE_PLUGINS=a,b`` and ``-p no:NAME`` / ``--plugin no:NAME``: block NAME.
+- ``FORKHORN_PLUGINS=a,b`` and ``--plugin NAME``: load NAME.
+
+A plugin that fails to import is reported as ``PluginLoadError`` naming the entry point,
+its distribution and version, chained to the import error.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -10,20 +30,74 @@ from forkhorn.plugins import hookspec
 
 PROJECT = "forkhorn"
 ENTRY_POINT_GROUP = "forkhorn.plugins"
+BUILTIN_PLUGIN = "builtin"
 
 
-def build_plugin_manager(*, autoload: bool = True, blocked: tuple[str, ...] = ()) -> pluggy.PluginManager:
+class PluginLoadError(Exception):
+    """A plugin could not be loaded; the message names it and its distribution."""
+
+
+@dataclass(frozen=True)
+class PluginSwitches:
+    autoload: bool = True
+    blocked: tuple[str, ...] = ()
+    load: tuple[str, ...] = ()
+
+    @classmethod
+    def from_sources(cls, environ: Mapping[str, str], cli_values: Iterable[str] = ()) -> PluginSwitches:
+        """Merge the environment with ``-p no:NAME`` / ``--plugin [no:]NAME`` values."""
+        blocked: list[str] = _split(environ.get("FORKHORN_DISABLE_PLUGINS", ""))
+        load: list[str] = _split(environ.get("FORKHORN_PLUGINS", ""))
+        for value in cli_values:
+            if value.startswith("no:"):
+                blocked.append(value[3:].strip())
+            else:
+                load.append(value.strip())
+        return cls(
+            autoload=not environ.get("FORKHORN_DISABLE_PLUGIN_AUTOLOAD"),
+            blocked=tuple(name for name in blocked if name),
+            load=tuple(name for name in load if name and name not in blocked),
+        )
+
+
+class ForkhornPluginManager(pluggy.PluginManager):
+    """pluggy's manager that also remembers the distribution of plugins it loaded by name."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT)
+        self._distributions: dict[int, tuple[str, str]] = {}
+
+    def register_from(self, plugin: object, name: str, distribution: tuple[str, str]) -> None:
+        """Register ``plugin`` and remember it came from ``(distribution, version)``."""
+        if self.register(plugin, name=name) is not None:
+            self._distributions[id(plugin)] = distribution
+
+    def distribution_of(self, plugin: object) -> tuple[str, str] | None:
+        return self._distributions.get(id(plugin))
+
+
+def build_plugin_manager(
+    *, autoload: bool = True, blocked: Iterable[str] = (), load: Iterable[str] = ()
+) -> ForkhornPluginManager:
     """A fresh manager per run: nothing is built at import time."""
-    pm = pluggy.PluginManager(PROJECT)
+    pm = ForkhornPluginManager()
     pm.add_hookspecs(hookspec)
     for name in blocked:
         pm.set_blocked(name)
     from forkhorn.workers import builtin
 
-    pm.register(builtin, name="builtin")
+    pm.register(builtin, name=BUILTIN_PLUGIN)
     if autoload:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(pm, name=None)
+    for name in load:
+        already = pm.get_plugin(name) is not None or pm.is_blocked(name)
+        if not already and not _load_entry_points(pm, name=name):
+            _load_module(pm, name)
     return pm
+
+
+def build_from_switches(switches: PluginSwitches) -> ForkhornPluginManager:
+    return build_plugin_manager(autoload=switches.autoload, blocked=switches.blocked, load=switches.load)
 
 
 def hook_or_none(pm: pluggy.PluginManager, name: str) -> Any:
@@ -34,3 +108,49 @@ def hook_or_none(pm: pluggy.PluginManager, name: str) -> Any:
     """
     caller = getattr(pm.hook, name)
     return caller if caller.get_hookimpls() else None
+
+
+def _load_entry_points(pm: pluggy.PluginManager, name: str | None) -> int:
+    try:
+        return pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+    except Exception as exc:
+        # pluggy loads in distribution order and registers each before the next, so the
+        # failing one is the first entry point of the group not registered yet.
+        raise PluginLoadError(_describe_failure(pm, name, exc)) from exc
+
+
+def _describe_failure(pm: pluggy.PluginManager, name: str | None, exc: Exception) -> str:
+    import importlib.metadata
+
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or (name is not None and ep.name != name):
+                continue
+            if pm.get_plugin(ep.name) is None and not pm.is_blocked(ep.name):
+                return (
+                    f"plugin {ep.name!r} ({ep.value}) from {dist.metadata['Name']} "
+                    f"{dist.version} failed to load: {type(exc).__name__}: {exc}; "
+                    f"block it with -p no:{ep.name} or FORKHORN_DISABLE_PLUGINS={ep.name}"
+                )
+    return f"a plugin of group {ENTRY_POINT_GROUP!r} failed to load: {type(exc).__name__}: {exc}"
+
+
+def _load_module(pm: ForkhornPluginManager, name: str) -> None:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise PluginLoadError(
+                f"plugin {name!r}: no entry point of group {ENTRY_POINT_GROUP!r} and no "
+                f"module by that name"
+            ) from exc
+        raise PluginLoadError(f"plugin module {name!r} failed to import: {exc}") from exc
+    except Exception as exc:
+        raise PluginLoadError(
+            f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    pm.register_from(module, name, (name, ""))
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -1,0 +1,1 @@
+"""An example third-party forkhorn worker (see README.md)."""

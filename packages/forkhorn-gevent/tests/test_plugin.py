@@ -1,0 +1,48 @@
+"""The entry-point module registers ``gevent`` without importing gevent (checked in a fresh
+interpreter, so nothing imported by other tests can hide an import)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+PROBE = """
+import json, sys
+import forkhorn_gevent.plugin as plugin
+from forkhorn.plugins.manager import build_plugin_manager
+from forkhorn.plugins.registry import collect_workers
+
+pm = build_plugin_manager(autoload=False)
+pm.register(plugin, name="gevent")
+registry = collect_workers(pm)
+entry = registry.get("gevent")
+print(json.dumps({
+    "target": entry.target,
+    "summary": entry.summary,
+    "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("gevent", "greenlet")
+                     or m == "forkhorn_gevent.worker"),
+}))
+"""
+
+
+def run_probe() -> dict[str, object]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_importing_the_plugin_leaves_gevent_out_of_sys_modules() -> None:
+    assert run_probe()["loaded"] == []
+
+
+def test_the_plugin_registers_a_lazy_target() -> None:
+    result = run_probe()
+    assert result["target"] == "forkhorn_gevent.worker:GeventWorker"
+    assert result["summary"]

@@ -1,0 +1,259 @@
+"""``forkhorn`` / ``python -m forkhorn``: the bootstrap, in the order monkey-patching needs.
+
+1. Cheap pre-parse (stdlib and the settings table only): argv and ``FORKHORN_CMD_ARGS``
+   with the generated parser, plus the config file's *literal* ``worker_class``,
+   ``preload_app`` and ``threads`` read with ``ast`` without running the file.
+2. Build the plugin manager, collect the worker registry, resolve the worker class
+   (importing only that class's module).
+3. ``worker_class.patch_master(preload=...)`` if the class has it: at this point neither
+   ``logging`` nor ``ssl`` has been imported (a test checks it).
+4. Full load (the config file runs, its hooks are registered), then ``--print-config`` /
+   ``--check-config``, then ``forkhorn.arbiter.Arbiter(app).run()``, which sets up logging.
+
+Exit codes: 0 fine; 2 a usage error or a bad value anywhere (one line naming the setting
+and what is accepted), an unknown worker name, no app given; 1 the environment is broken
+(a plugin or the chosen worker fails to import, two plugins claim one worker name) or the
+config file raised (its traceback is shown, it is the user's code); 4 (``APP_LOAD_ERROR``)
+the app failed to load in the master (``--check-config``, ``--preload``), the same code the
+master exits with when workers fail to load it. The arbiter owns the codes after start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from forkhorn.application import AppImportError, WSGIApplication, apply_paths
+from forkhorn.cli import (
+    CMD_ARGS_ENV,
+    PROG,
+    UsageError,
+    build_parser,
+    parse_command_line,
+    split_cmd_args,
+)
+from forkhorn.config.config import CMD_ARGS_ENV as CMD_ARGS_SOURCE
+from forkhorn.config.config import COMMAND_LINE, DEFAULT, Config, ConfigError
+from forkhorn.config.hooks import register_hooks
+from forkhorn.config.loader import (
+    ConfigFileError,
+    config_file_path,
+    load_config,
+    locate_config,
+    scan_literals,
+)
+from forkhorn.plugins.manager import PluginLoadError, PluginSwitches, build_from_switches
+from forkhorn.plugins.registry import (
+    UnknownWorkerError,
+    WorkerClassError,
+    WorkerRegistry,
+    collect_workers,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    import pluggy
+
+
+#: the settings the bootstrap must know before the config file runs
+EARLY_SETTINGS = ("worker_class", "preload_app", "threads")
+CONFIG_HOOKS_PLUGIN = "config-file"
+USAGE_ERROR = 2
+ENVIRONMENT_ERROR = 1
+APP_LOAD_ERROR = 4
+
+
+class _Invocation:
+    """The parsed command line and environment of this run (kept for SIGHUP reloads)."""
+
+    def __init__(self, argv: Sequence[str], environ: Mapping[str, str]) -> None:
+        self.environ = dict(environ)
+        parser = build_parser(describe_workers=self._describe_workers)
+        self.argv = parse_command_line(parser, argv)
+        env_args = split_cmd_args(self.environ.get(CMD_ARGS_ENV, ""))
+        self.env_args = parse_command_line(parser, env_args, origin=f"{CMD_ARGS_ENV}: ")
+        self.switches = PluginSwitches.from_sources(
+            self.environ, [*self.env_args.plugins, *self.argv.plugins]
+        )
+
+    def _describe_workers(self, namespace: argparse.Namespace) -> str:
+        plugins = list(getattr(namespace, "plugins", None) or [])
+        switches = PluginSwitches.from_sources(self.environ, plugins)
+        try:
+            return ", ".join(collect_workers(build_from_switches(switches)).names())
+        except Exception as exc:  # --help must work even with a broken plugin installed
+            return f"(the worker list is unavailable: {exc})"
+
+    @property
+    def list_workers(self) -> bool:
+        return self.argv.list_workers or self.env_args.list_workers
+
+    @property
+    def app_uri(self) -> str | None:
+        return self.argv.app_uri or self.env_args.app_uri
+
+    def config_location(self) -> str | None:
+        """The config file, found once and made absolute: a SIGHUP reload re-reads the same
+        file even after ``chdir`` moved the working directory."""
+        if not hasattr(self, "_location"):
+            explicit = self.argv.values.get("config") or self.env_args.values.get("config")
+            location = locate_config(explicit)
+            path = config_file_path(location) if location else None
+            if location is not None and path is not None:
+                prefix = "file:" if location.startswith("file:") else ""
+                location = prefix + os.path.abspath(path)
+            self._location = location
+        return self._location
+
+    def overrides(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(CMD_ARGS_SOURCE, self.env_args.values), (COMMAND_LINE, self.argv.values)]
+
+    def early_config(self, location: str | None) -> Config:
+        """The settings step 2 needs, from literals in the config file and the command line.
+
+        Every command-line and FORKHORN_CMD_ARGS value is validated here too, so that a bad
+        value is reported (exit 2) before any plugin is imported.
+        """
+        cfg = Config()
+        for name, value in scan_literals(location, EARLY_SETTINGS).items():
+            cfg.set(name, value, source=f"config file {location}")
+        for source, values in self.overrides():
+            for name, value in values.items():
+                cfg.set(name, value, source=source)
+        return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The console script and ``python -m forkhorn``."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    try:
+        return _run(argv, os.environ if environ is None else environ)
+    except (ConfigError, UsageError, UnknownWorkerError) as exc:
+        return _fail(str(exc), USAGE_ERROR)
+    except (WorkerClassError, PluginLoadError) as exc:
+        return _fail(str(exc), ENVIRONMENT_ERROR, exc.__cause__)
+    except ConfigFileError as exc:
+        print(str(exc), file=sys.stderr)
+        cause = exc.__cause__
+        if cause is not None:
+            traceback.print_exception(type(cause), cause, cause.__traceback__)
+        sys.stderr.flush()
+        return ENVIRONMENT_ERROR
+    except AppImportError as exc:
+        return _fail(exc.report(), APP_LOAD_ERROR)
+
+
+def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    # 1. pre-parse: stdlib + the settings table
+    invocation = _Invocation(argv, environ)
+    location = invocation.config_location()
+    early = invocation.early_config(location)
+    # 2. plugins and the worker class
+    pm = build_from_switches(invocation.switches)
+    registry = collect_workers(pm)
+    if invocation.list_workers:
+        print_workers(registry)
+        return 0
+    worker_class = registry.resolve(early.worker_class_str)
+    # 3. the class may monkey-patch now, before logging, ssl, locks or the app exist
+    patch_master(worker_class, early.preload_app, registry)
+    # 4. the full configuration
+    cfg, app_uri = _load(invocation, pm, location)
+    if cfg.worker_class_str != early.worker_class_str or isinstance(cfg.worker_class, type):
+        # A computed worker_class (seen only now): resolve again and patch late.
+        late = registry.resolve(cfg.worker_class if isinstance(cfg.worker_class, type)
+                                else cfg.worker_class_str)
+        if late is not worker_class:
+            worker_class = late
+            patch_master(worker_class, cfg.preload_app, registry)
+
+    def reload_config() -> tuple[Config, str | None]:
+        return _load(invocation, pm, invocation.config_location())
+
+    app = WSGIApplication(cfg, pm, app_uri, worker_class=worker_class, registry=registry,
+                          reloader=reload_config)
+    if cfg.print_config:
+        print_config(cfg, pm)
+        return 0
+    if app_uri is None and not cfg.paste:
+        raise UsageError("No application module specified (give APP_MODULE or set wsgi_app).")
+    apply_paths(cfg)
+    if cfg.check_config:
+        app.wsgi()
+        return 0
+    return _serve(app)
+
+
+def _load(invocation: _Invocation, pm: pluggy.PluginManager, location: str | None) -> tuple[Config, str | None]:
+    loaded = load_config(location, invocation.overrides(), invocation.environ)
+    for name in loaded.unsupported:
+        print(f"{PROG}: warning: {name} (in {location}) is a Gunicorn setting forkhorn does "
+              "not implement; ignored", file=sys.stderr)
+    register_hooks(pm, loaded.hooks, CONFIG_HOOKS_PLUGIN)
+    cfg = loaded.cfg
+    app_uri = invocation.app_uri or cfg.wsgi_app
+    if cfg.paste:
+        app_uri = cfg.paste
+    if app_uri and cfg.source("default_proc_name") == DEFAULT:
+        cfg.set("default_proc_name", app_uri, source="APP_MODULE")
+    return cfg, app_uri
+
+
+def _serve(app: WSGIApplication) -> int:
+    from forkhorn.arbiter import Arbiter  # type: ignore[attr-defined]
+
+    Arbiter(app).run()
+    return 0
+
+
+def patch_master(worker_class: type, preload: bool, registry: WorkerRegistry) -> None:
+    """Let the class monkey-patch the master; a failure names the worker's distribution."""
+    patch = getattr(worker_class, "patch_master", None)
+    if patch is None:
+        return
+    try:
+        patch(preload=preload)
+    except Exception as exc:
+        raise registry.describe_failure(worker_class, "patch_master", exc) from exc
+
+
+def print_workers(registry: WorkerRegistry) -> None:
+    rows = [("NAME", "DISTRIBUTION", "VERSION", "SUMMARY")]
+    rows += [(e.name, e.origin.distribution, e.origin.version, e.summary) for e in registry.entries()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        print("  ".join([*cells, row[3]]).rstrip())
+
+
+def print_config(cfg: Config, pm: pluggy.PluginManager) -> None:
+    from forkhorn.config.hooks import hook_names
+
+    lines = [(name, repr(value), cfg.source(name)) for name, value in cfg.items()]
+    for name in hook_names():
+        impls = getattr(pm.hook, f"forkhorn_{name}").get_hookimpls()
+        if impls:
+            lines.append((name, "<hook>", ", ".join(impl.plugin_name for impl in impls)))
+    width = max(len(name) for name, _, _ in lines)
+    for name, value, source in lines:
+        print(f"{name:{width}} = {value}  ({source})")
+
+
+def _fail(message: str, code: int, cause: BaseException | None = None) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    if cause is not None and not isinstance(cause, ImportError):
+        # the root cause is a bug in the plugin's code: show where it happened
+        traceback.print_exception(type(cause), cause, cause.__traceback__)
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    main()

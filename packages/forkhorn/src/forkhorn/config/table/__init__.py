@@ -1,0 +1,1 @@
+"""The rows of the settings table, one module per group of documentation sections."""

@@ -1,0 +1,367 @@
+"""The command line, through real ``python -m forkhorn`` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+CLEAN_ENV = ("FORKHORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "SENDFILE",
+             "FORKHORN_PLUGINS", "FORKHORN_DISABLE_PLUGINS")
+
+
+def forkhorn(*args: str, cwd: Path, env: dict[str, str] | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    environ["FORKHORN_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    environ["PYTHONPATH"] = os.pathsep.join([str(cwd), environ.get("PYTHONPATH", "")])
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-m", "forkhorn", *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A directory with a WSGI app module and helper plugins/workers for the CLI."""
+    (tmp_path / "webapp.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+        "def create_app(greeting='hi'):\n"
+        "    return app\n"
+    )
+    (tmp_path / "raising_app.py").write_text("raise RuntimeError('the app is broken')\n")
+    # A worker class whose patch_master records what the master had imported by then.
+    (tmp_path / "recorder.py").write_text(textwrap.dedent("""
+        import json, os, sys
+        from forkhorn.workers.sync import SyncWorker
+
+        class RecordingWorker(SyncWorker):
+            @classmethod
+            def patch_master(cls, preload):
+                with open(os.environ["RECORD_FILE"], "w") as f:
+                    json.dump({"modules": sorted(sys.modules), "preload": preload}, f)
+    """))
+    (tmp_path / "recorder_plugin.py").write_text(textwrap.dedent("""
+        from forkhorn.plugins.hookspec import hookimpl
+
+        @hookimpl
+        def forkhorn_register_workers(registry):
+            registry.add("recorder", "recorder:RecordingWorker", "records sys.modules")
+            registry.add("broken", "no_such_module_for_forkhorn:Worker", "cannot import")
+    """))
+    (tmp_path / "rival_plugin.py").write_text(textwrap.dedent("""
+        from forkhorn.plugins.hookspec import hookimpl
+
+        @hookimpl
+        def forkhorn_register_workers(registry):
+            registry.add("recorder", "rival:Worker", "claims the same name")
+    """))
+    return tmp_path
+
+
+def test_version(project: Path) -> None:
+    result = forkhorn("--version", cwd=project)
+    assert result.returncode == 0
+    assert result.stdout.strip() == "forkhorn (version 0.1.0)"
+
+
+def test_help_lists_worker_names_from_the_registry(project: Path) -> None:
+    result = forkhorn("--help", cwd=project)
+    assert result.returncode == 0
+    assert "gthread, sync" in " ".join(result.stdout.split())
+    assert "--worker-class" in result.stdout and "--bind" in result.stdout
+    with_plugin = forkhorn("--plugin", "recorder_plugin", "--help", cwd=project)
+    assert "broken, gthread, recorder, sync" in " ".join(with_plugin.stdout.split())
+
+
+def test_list_workers(project: Path) -> None:
+    result = forkhorn("--list-workers", cwd=project)
+    assert result.returncode == 0
+    rows = [line.split(None, 3) for line in result.stdout.splitlines()]
+    assert rows[0] == ["NAME", "DISTRIBUTION", "VERSION", "SUMMARY"]
+    assert [row[:3] for row in rows[1:]] == [["gthread", "forkhorn", "0.1.0"],
+                                             ["sync", "forkhorn", "0.1.0"]]
+
+
+def test_blocking_plugins_from_cli_and_env(project: Path) -> None:
+    for args, env in ((["-p", "no:builtin"], {}), ([], {"FORKHORN_DISABLE_PLUGINS": "builtin"})):
+        result = forkhorn(*args, "--list-workers", cwd=project, env=env)
+        assert result.returncode == 0
+        assert result.stdout.splitlines()[1:] == []
+    loaded = forkhorn("--list-workers", cwd=project, env={"FORKHORN_PLUGINS": "recorder_plugin"})
+    assert "recorder" in loaded.stdout
+
+
+def test_dash_p_is_still_the_pid_file(project: Path) -> None:
+    result = forkhorn("-p", "app.pid", "--print-config", cwd=project)
+    assert result.returncode == 0
+    assert re.search(r"^pidfile\s+= 'app.pid'  \(command line\)$", result.stdout, re.M)
+
+
+def test_unknown_worker_lists_names_and_closest(project: Path) -> None:
+    assert_one_line_error(forkhorn("-k", "snyc", "webapp:app", cwd=project), 2,
+                          "unknown worker class 'snyc'", "gthread, sync", "Did you mean 'sync'?")
+
+
+@pytest.mark.parametrize("name", ["gevent", "eventlet"])
+def test_optional_worker_not_installed_names_the_pip_line(project: Path, name: str) -> None:
+    assert_one_line_error(forkhorn("-k", name, "webapp:app", cwd=project), 2,
+                          f"pip install 'forkhorn[{name}]'")
+
+
+def test_failing_worker_import_is_a_chained_error(project: Path) -> None:
+    result = forkhorn("--plugin", "recorder_plugin", "-k", "broken", "webapp:app", cwd=project)
+    assert_one_line_error(result, 1, "worker 'broken' from recorder_plugin",
+                          "import of 'no_such_module_for_forkhorn' failed")
+
+
+def test_two_plugins_claiming_one_name(project: Path) -> None:
+    result = forkhorn("--plugin", "recorder_plugin", "--plugin", "rival_plugin",
+                      "--list-workers", cwd=project)
+    assert_one_line_error(result, 1, "'recorder' is claimed by both", "recorder_plugin",
+                          "rival_plugin")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "config", "needle"),
+    [
+        (["-w", "abc"], {}, None, "invalid value for workers (from command line)"),
+        ([], {"FORKHORN_CMD_ARGS": "--timeout soon"}, None,
+         "invalid value for timeout (from env FORKHORN_CMD_ARGS)"),
+        ([], {"WEB_CONCURRENCY": "lots"}, None, "invalid value for workers (from env WEB_CONCURRENCY)"),
+        ([], {"PORT": "http"}, None, "invalid value for bind (from env PORT)"),
+        ([], {}, "loglevel = 'loud'\n", "invalid value for loglevel (from config file"),
+        ([], {}, "def post_fork(server):\n    pass\n", "post_fork(server, worker)"),
+        (["--log-level", "loud"], {}, None, "debug, info, warning, error, critical"),
+        (["--chdir", "/no/such/dir"], {}, None, "existing directory"),
+        (["-c", "missing.conf.py"], {}, None, "does not exist"),
+    ],
+)
+def test_bad_values_are_one_line_and_exit_2(project: Path, args: list[str], env: dict[str, str],
+                                            config: str | None, needle: str) -> None:
+    if config is not None:
+        (project / "forkhorn.conf.py").write_text(config)
+    assert_one_line_error(forkhorn(*args, "webapp:app", cwd=project, env=env), 2, needle)
+
+
+def test_unknown_flag_is_argparse_usage_error(project: Path) -> None:
+    result = forkhorn("--no-such-flag", "webapp:app", cwd=project)
+    assert result.returncode == 2
+    assert "usage: forkhorn" in result.stderr and "unrecognized arguments" in result.stderr
+    env_result = forkhorn("webapp:app", cwd=project, env={"FORKHORN_CMD_ARGS": "--nope"})
+    assert env_result.returncode == 2 and "FORKHORN_CMD_ARGS: unrecognized" in env_result.stderr
+
+
+def test_config_file_that_raises_shows_its_traceback(project: Path) -> None:
+    (project / "forkhorn.conf.py").write_text("workers = 2\nraise ValueError('conf bug')\n")
+    result = forkhorn("webapp:app", cwd=project)
+    assert result.returncode == 1
+    assert "Failed to read config file:" in result.stderr
+    assert "Traceback" in result.stderr and "ValueError: conf bug" in result.stderr
+
+
+def test_no_app_is_a_usage_error(project: Path) -> None:
+    assert_one_line_error(forkhorn(cwd=project), 2, "No application module specified")
+
+
+def test_print_config_shows_each_source(project: Path) -> None:
+    (project / "gunicorn.conf.py").write_text(
+        "workers = 3\ntimeout = 10\nkeepalive = 7\n"
+        "def post_fork(server, worker):\n    pass\n"
+    )
+    result = forkhorn("--print-config", "--keep-alive", "9", "webapp:app", cwd=project,
+                      env={"FORKHORN_CMD_ARGS": "--timeout 20", "PORT": "5001"})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    conf = project / "gunicorn.conf.py"
+    assert re.search(rf"^workers\s+= 3  \(config file {re.escape(str(conf))}\)$", out, re.M)
+    assert re.search(r"^timeout\s+= 20  \(env FORKHORN_CMD_ARGS\)$", out, re.M)
+    assert re.search(r"^keepalive\s+= 9  \(command line\)$", out, re.M)
+    assert re.search(r"^bind\s+= \['0.0.0.0:5001'\]  \(env PORT\)$", out, re.M)
+    assert re.search(r"^backlog\s+= 2048  \(default\)$", out, re.M)
+    assert re.search(r"^post_fork\s+= <hook>  \(config-file\)$", out, re.M)
+    assert re.search(r"^default_proc_name\s+= 'webapp:app'", out, re.M)
+
+
+def test_check_config_loads_the_app(project: Path) -> None:
+    assert forkhorn("--check-config", "webapp:create_app('x')", cwd=project).returncode == 0
+
+
+def test_check_config_with_wsgi_app_setting(project: Path) -> None:
+    (project / "forkhorn.conf.py").write_text("wsgi_app = 'webapp:app'\n")
+    assert forkhorn("--check-config", cwd=project).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("uri", "needle"),
+    [("no_such_app_module", "Failed to find module 'no_such_app_module'."),
+     ("webapp:nope", "Failed to find attribute 'nope' in 'webapp'.")],
+)
+def test_check_config_app_errors_are_one_line_exit_4(project: Path, uri: str, needle: str) -> None:
+    assert_one_line_error(forkhorn("--check-config", uri, cwd=project), 4, needle)
+
+
+def test_check_config_app_that_raises_shows_its_traceback(project: Path) -> None:
+    result = forkhorn("--check-config", "raising_app:app", cwd=project)
+    assert result.returncode == 4
+    assert "Traceback" in result.stderr and "raising_app.py" in result.stderr
+    assert "RuntimeError: the app is broken" in result.stderr.strip().splitlines()[-1]
+
+
+GUNICORN_CONF = """
+import multiprocessing
+
+bind = "127.0.0.1:0"
+workers = multiprocessing.cpu_count() * 2 + 1
+worker_class = "gthread"
+threads = 2
+accesslog = "-"
+errorlog = "-"
+loglevel = "warning"
+timeout = 45
+raw_env = ["APP_MODE=test"]
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+forwarded_allow_ips = "127.0.0.1,10.0.0.0/8"
+logconfig_dict = {"version": 1, "disable_existing_loggers": False}
+wsgi_app = "webapp:app"
+
+def on_starting(server):
+    pass
+
+def post_fork(server, worker):
+    pass
+
+def post_request(worker, req, environ, resp):
+    pass
+"""
+
+
+def test_gunicorn_conf_py_loads_unchanged_with_dash_c(project: Path) -> None:
+    (project / "gunicorn.conf.py").write_text(GUNICORN_CONF)
+    result = forkhorn("-c", "gunicorn.conf.py", "--check-config", cwd=project)
+    assert result.returncode == 0, result.stderr
+    printed = forkhorn("-c", "gunicorn.conf.py", "--print-config", cwd=project)
+    assert re.search(r"^worker_class\s+= 'gthread'", printed.stdout, re.M)
+    assert re.search(r"^on_starting\s+= <hook>", printed.stdout, re.M)
+
+
+def test_patch_master_runs_before_logging_and_ssl_are_imported(project: Path) -> None:
+    record = project / "record.json"
+    (project / "forkhorn.conf.py").write_text(
+        "import logging, ssl  # the config file runs only after patch_master\n"
+        "worker_class = 'recorder:RecordingWorker'\n"
+        "preload_app = True\n"
+    )
+    result = forkhorn("--check-config", "webapp:app", cwd=project,
+                      env={"RECORD_FILE": str(record)})
+    assert result.returncode == 0, result.stderr
+    recorded = json.loads(record.read_text())
+    assert recorded["preload"] is True  # the literal was read from the file without running it
+    assert "logging" not in recorded["modules"]
+    assert "ssl" not in recorded["modules"]
+    assert "webapp" not in recorded["modules"]
+
+
+def test_registered_name_from_plugin_is_patched_early(project: Path) -> None:
+    record = project / "record.json"
+    result = forkhorn("--plugin", "recorder_plugin", "-k", "recorder", "--check-config",
+                      "webapp:app", cwd=project, env={"RECORD_FILE": str(record)})
+    assert result.returncode == 0, result.stderr
+    recorded = json.loads(record.read_text())
+    assert recorded["preload"] is False and "logging" not in recorded["modules"]
+
+
+def test_serves_a_request_through_the_cli(project: Path) -> None:
+    """``python -m forkhorn APP`` reaches ``Arbiter(app).run()``: a real round-trip."""
+    sock = project / "s.sock"
+    environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    environ.update(FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(project))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forkhorn", "-b", "127.0.0.1:0", "-b", f"unix:{sock}",
+         "webapp:app"],
+        cwd=project, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = None
+        deadline = time.monotonic() + 20
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
+            port = int(found.group(1)) if found else None
+        assert port, "the server did not report its port"
+        body = b""
+        while time.monotonic() < deadline and body != b"ok":
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    body = response.read()
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"ok"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def wait_until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_hup_rereads_the_config_file(project: Path) -> None:
+    conf = project / "forkhorn.conf.py"
+    conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 1\n")
+    environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    environ.update(FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(project))
+    proc = subprocess.Popen([sys.executable, "-m", "forkhorn", "webapp:app"], cwd=project,
+                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: len(children_of(proc.pid)) == 1, 20)
+        conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 3\n")
+        proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: len(children_of(proc.pid)) == 3, 20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
