@@ -1,0 +1,343 @@
+"""The worker contract: what every worker class (sync, gthread, gevent, third-party) gets.
+
+Theory of operation
+-------------------
+The arbiter builds a ``Worker`` in the master, gives it a heartbeat slot and the write end of
+the master's wake-up pipe, forks, runs the ``post_fork`` hook in the child and then calls
+``init_process()``. That sets up signals, drops privileges, loads the app, marks the slot
+READY and calls ``run()``, the worker class's own loop. ``init_process`` never returns
+normally into the arbiter's code: the arbiter's child wrapper turns its outcome into an
+exit status.
+
+Invariants
+----------
+* Exit statuses the master acts on: ``APP_LOAD_ERROR`` (4) when the app cannot be loaded,
+  ``WORKER_BOOT_ERROR`` (3) for any other failure before ``booted`` is true. Both halt the
+  master instead of forking forever.
+* ``notify()``, ``request_started()``, ``request_finished()`` and ``count_request()`` cost a
+  ``struct.pack_into`` into shared memory: no syscall on the hot path.
+* The listening sockets are non-blocking (their open file description is shared by every
+  worker): wait with select/poll on ``[l.sock for l in self.sockets] + [self.PIPE[0]]`` and
+  treat ``BlockingIOError`` from ``accept()`` as "another worker got it". Every signal writes
+  a byte to ``self.PIPE`` (``signal.set_wakeup_fd``), so a worker waiting in select wakes at
+  once on TERM.
+* ``self.timeout`` is the heartbeat budget, as in Gunicorn: half the ``timeout`` setting.
+  Call ``notify()`` at least every ``self.timeout`` seconds while idle.
+* A worker never stops by itself when it wants to be replaced (``max_requests``, code
+  reload): it marks its slot WANTS_RETIREMENT and keeps serving until the master, with the
+  replacement ready, sends TERM.
+* On TERM with the slot in state DRAIN (a full stop: the master has closed the listeners to
+  new connections), the connections already queued by the kernel are accepted and served
+  after ``run()`` returns (``drain_backlog``), so a graceful stop resets nobody.
+"""
+
+from __future__ import annotations
+
+import errno
+import faulthandler
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from forkhorn.workers.heartbeat import DRAIN, READY, WANTS_RETIREMENT, WorkerSlot
+
+if TYPE_CHECKING:
+    from forkhorn.arbiter.listeners import Listener
+    from forkhorn.logging import Logger
+
+WORKER_BOOT_ERROR = 3
+APP_LOAD_ERROR = 4
+
+# Master signals a worker inherits handlers for: default action in a worker (as Gunicorn),
+# except TTIN/TTOU whose default action would stop (freeze) the process.
+_DEFAULT_SIGNALS = ("SIGHUP", "SIGUSR2", "SIGCHLD")
+_IGNORED_SIGNALS = ("SIGTTIN", "SIGTTOU", "SIGWINCH")
+
+
+class Worker:
+    """Base class of every worker; subclasses implement ``run()``."""
+
+    def __init__(
+        self,
+        age: int,
+        ppid: int,
+        sockets: list[Listener],
+        app: Any,
+        timeout: float,
+        cfg: Any,
+        log: Logger,
+    ) -> None:
+        self.age = age
+        self.ppid = ppid
+        self.pid = os.getpid()  # the arbiter sets the child's pid after the fork
+        self.sockets = sockets
+        self.app = app
+        self.timeout = timeout
+        self.cfg = cfg
+        self.log = log
+        self.alive = True
+        self.booted = False
+        self.aborted = False
+        self.nr = 0
+        self.wsgi: Callable[..., Any] | None = None
+        self.max_requests = self._max_requests(cfg)
+        #: heartbeat slot in the master's shared board (None when run without an arbiter)
+        self.slot: WorkerSlot | None = None
+        #: write end of the master's wake-up pipe (set by the arbiter before forking)
+        self.master_wakeup_fd: int | None = None
+        #: this worker's own wake-up pipe (read end, write end); every signal writes to it
+        self.PIPE: tuple[int, int] = (-1, -1)
+        self._retirement_requested = False
+        self._reloader: Any = None
+
+    def __str__(self) -> str:
+        return f"<Worker {self.pid}>"
+
+    @staticmethod
+    def _max_requests(cfg: Any) -> int:
+        limit = int(getattr(cfg, "max_requests", 0) or 0)
+        if limit <= 0:
+            return sys.maxsize
+        jitter = int(getattr(cfg, "max_requests_jitter", 0) or 0)
+        return limit + (random.randint(0, jitter) if jitter > 0 else 0)
+
+    # --- the master's side of the contract ------------------------------------------
+
+    @classmethod
+    def patch_master(cls, preload: bool) -> None:
+        """Called in the master right after the class is resolved (monkey-patching goes here)."""
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def init_process(self) -> None:
+        """In the child, after ``post_fork``: set up, load the app, then ``run()``."""
+        # The master's RNG state was copied by fork: reseed so workers differ.
+        random.seed()
+        self._drop_privileges()
+        self.PIPE = self._make_pipe()
+        self.init_signals()
+        self.notify()
+        if getattr(self.cfg, "reload", False):
+            from forkhorn.arbiter.reloader import start_reloader
+
+            self._reloader = start_reloader(self.cfg, self.log, self._on_code_change)
+        try:
+            self.load_wsgi()
+        except SystemExit:
+            raise
+        except BaseException:
+            if not getattr(self.cfg, "reload", False):
+                self.log.exception("Exception while loading the application")
+                raise SystemExit(APP_LOAD_ERROR) from None
+            # Development (--reload): keep the worker up, answer 500 with the traceback,
+            # and let the reloader restart it when the broken file is fixed.
+            self._serve_load_error()
+        self._call_hook("forkhorn_post_worker_init", worker=self)
+        self.booted = True
+        if self.slot is not None:
+            self.slot.set_state(READY)
+        self.wake_master()
+        self.run()
+        if self.slot is not None and self.slot.state == DRAIN:
+            self.drain_backlog()
+
+    def run(self) -> None:
+        """Serve until ``self.alive`` is false. Subclasses implement it."""
+        raise NotImplementedError
+
+    def load_wsgi(self) -> None:
+        self.wsgi = self.app.wsgi()
+
+    def _serve_load_error(self) -> None:
+        import traceback
+
+        exc_type, exc, tb = sys.exc_info()
+        self.log.exception("Exception while loading the application")
+        filename = getattr(exc, "filename", None)
+        if filename and self._reloader is not None:
+            self._reloader.add_extra_file(filename)
+        text = "".join(traceback.format_exception(exc_type, exc, tb)).encode("utf-8", "replace")
+
+        def failed_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))],
+            )
+            return [text]
+
+        self.wsgi = failed_app
+
+    # --- heartbeat and request accounting (hot path: no syscalls) ----------------------
+
+    def notify(self) -> None:
+        slot = self.slot
+        if slot is not None:
+            slot.beat()
+
+    def request_started(self, method: str, path: str) -> None:
+        slot = self.slot
+        if slot is not None:
+            slot.request_started(method, path)
+
+    def request_finished(self) -> None:
+        slot = self.slot
+        if slot is not None:
+            slot.request_finished(self.nr)
+
+    def count_request(self) -> None:
+        self.nr += 1
+        if self.nr >= self.max_requests and not self._retirement_requested:
+            self.request_retirement(f"max_requests ({self.max_requests}) reached")
+
+    def request_retirement(self, reason: str) -> None:
+        """Ask the master for a replacement; keep serving until it sends TERM."""
+        if self._retirement_requested:
+            return
+        self._retirement_requested = True
+        if self.slot is None:
+            # No master to start a replacement: stop after the current request (Gunicorn).
+            self.log.info("Autorestarting worker after current request (%s).", reason)
+            self.alive = False
+            return
+        self.log.info("Worker %s asks to be replaced: %s", self.pid, reason)
+        self.slot.set_state(WANTS_RETIREMENT)
+        self.wake_master()
+
+    def _on_code_change(self, filename: str) -> None:
+        self.log.info("Worker reloading: %s modified", filename)
+        self.request_retirement(f"{filename} modified")
+
+    def wake_master(self) -> None:
+        """Tell the master to look at the board now (rare events: ready, wants retirement)."""
+        if self.master_wakeup_fd is None:
+            return
+        try:
+            os.write(self.master_wakeup_fd, b"w")
+        except OSError:
+            pass  # pipe full (the master will wake anyway) or master gone
+
+    # --- graceful stop: serve what the kernel already queued ---------------------------
+
+    def drain_backlog(self) -> None:
+        """Accept and serve every connection already queued on the listeners, then return.
+
+        Only called when the master closed the listeners to new connections (slot DRAIN),
+        so the queues only shrink and this ends.
+        """
+        for listener in self.sockets:
+            sock = listener.sock
+            try:
+                sock.setblocking(False)
+            except OSError:
+                continue
+            while True:
+                try:
+                    client, addr = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                        continue
+                    break
+                client.setblocking(True)
+                self.notify()
+                try:
+                    self.serve_drained(listener, client, addr)
+                except Exception:
+                    self.log.exception("Error serving a queued connection during shutdown")
+                    client.close()
+
+    def serve_drained(self, listener: Listener, client: socket.socket, addr: Any) -> None:
+        """Serve one connection accepted by ``drain_backlog``; workers may override it."""
+        from forkhorn.wsgi.handler import Connection, ConnectionHandler
+
+        handler = getattr(self, "handler", None)
+        if handler is None:
+            handler = ConnectionHandler(self)
+            self.handler = handler
+        handler.serve(Connection(client, addr, listener.sock.getsockname()))
+
+    # --- signals ----------------------------------------------------------------------
+
+    @staticmethod
+    def _make_pipe() -> tuple[int, int]:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        return read_fd, write_fd
+
+    def init_signals(self) -> None:
+        for name in _DEFAULT_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        # WINCH: a window resize of the master's terminal must never touch a worker.
+        for name in _IGNORED_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self.handle_exit)
+        signal.signal(signal.SIGINT, self.handle_quit)
+        signal.signal(signal.SIGQUIT, self.handle_quit)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.signal(signal.SIGABRT, self.handle_abort)
+        self._register_stack_dump()
+        signal.set_wakeup_fd(self.PIPE[1])
+
+    def _register_stack_dump(self) -> None:
+        """SIGABRT (and SIGSEGV, SIGBUS...) first dump every thread's stack from C, which
+        works even when the app is stuck in C code and no Python handler can run; then the
+        signal goes on to the previous handler, ``handle_abort``. (``faulthandler.register``
+        refuses SIGABRT, so this is ``enable``; called again after the log file is reopened.)
+        """
+        fileno = self.log.error_fileno()
+        if fileno is None:
+            return
+        try:
+            if faulthandler.is_enabled():
+                faulthandler.disable()
+            faulthandler.enable(file=fileno, all_threads=True)
+        except (OSError, ValueError, RuntimeError):
+            pass
+
+    def handle_exit(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+
+    def handle_quit(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+        self._call_hook("forkhorn_worker_int", worker=self)
+        time.sleep(0.1)
+        sys.exit(0)
+
+    def handle_abort(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+        self.aborted = True
+        self._call_hook("forkhorn_worker_abort", worker=self)
+        sys.exit(1)
+
+    def handle_usr1(self, signum: int, frame: FrameType | None) -> None:
+        self.log.reopen_files()
+        self._register_stack_dump()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _call_hook(self, name: str, **kwargs: Any) -> None:
+        """Run a hook; a raising hook is logged and does not stop the worker."""
+        hook = getattr(getattr(self.app, "hook", None), name, None)
+        if hook is None:
+            return
+        try:
+            hook(**kwargs)
+        except Exception:
+            self.log.exception("Exception in %s hook", name.removeprefix("forkhorn_"))
+
+    def _drop_privileges(self) -> None:
+        user = getattr(self.cfg, "user", None)
+        group = getattr(self.cfg, "group", None)
+        if user is None and group is None:
+            return
+        from forkhorn.arbiter.process import drop_privileges
+
+        drop_privileges(user, group, bool(getattr(self.cfg, "initgroups", False)))

@@ -1,0 +1,157 @@
+"""The heartbeat board: one fixed-size slot per worker in anonymous shared memory.
+
+Theory of operation
+-------------------
+The master creates one ``HeartbeatBoard`` before it forks anything: an anonymous
+``MAP_SHARED`` mapping, so every worker forked later writes into the very pages the master
+reads. A worker owns exactly one slot (given to it before the fork, freed by the master after
+the worker is reaped). Writing is a ``struct.pack_into`` into that slot: no syscall, no file,
+no lock, so ``notify()`` can be called as often as a worker likes.
+
+Invariants
+----------
+* Only the worker writes ``last_beat``, ``request_start``, ``requests`` and the request
+  label of its slot; the master writes ``pid`` and the state on allocation, and the state
+  ``DRAIN`` before a full stop. Each field is written by one ``pack_into`` (a ``memcpy``);
+  a torn read can only show a stale value for one check, never a crash.
+* Times are ``time.monotonic()``: ``CLOCK_MONOTONIC`` is system-wide on Linux and the BSDs,
+  so a worker's beat is comparable with the master's clock.
+* The capacity is fixed for the life of the master (4096 slots, 512 KiB); a re-exec'd master
+  (USR2) builds a new board. Allocation never moves a slot, so a slot's offset is stable.
+
+This board is also what the metrics exporter reads (requests served, in-flight request).
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import time
+from dataclasses import dataclass
+
+# last_beat, request_start (0.0 = idle), requests served, pid, state, label length, label
+_SLOT = struct.Struct("=ddQiBB98s")
+SLOT_SIZE = _SLOT.size  # 128 bytes
+DEFAULT_CAPACITY = 4096
+_LABEL_MAX = 98
+
+# Field offsets, so a hot write touches only its own bytes.
+_OFF_BEAT = 0
+_OFF_REQUEST = 8
+_OFF_REQUESTS = 16
+_OFF_PID = 24
+_OFF_STATE = 28
+_OFF_LABEL_LEN = 29
+_OFF_LABEL = 30
+
+_DOUBLE = struct.Struct("=d")
+_REQUEST = struct.Struct("=dQ")  # request_start + requests, written together on finish
+_STATE = struct.Struct("=B")
+
+# Slot states.
+FREE = 0
+BOOTING = 1  # forked, loading the app
+READY = 2  # app loaded, serving
+WANTS_RETIREMENT = 3  # max_requests reached or code changed: replace me, then TERM me
+DRAIN = 4  # set by the master before a full stop: serve what the kernel queued, then exit
+
+STATE_NAMES = {
+    FREE: "free",
+    BOOTING: "booting",
+    READY: "ready",
+    WANTS_RETIREMENT: "wants-retirement",
+    DRAIN: "drain",
+}
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """A snapshot of one slot, as the master sees it."""
+
+    index: int
+    last_beat: float
+    request_start: float
+    requests: int
+    pid: int
+    state: int
+    request_label: str
+
+    @property
+    def in_flight(self) -> bool:
+        return self.request_start > 0.0
+
+
+class WorkerSlot:
+    """The part of the board one worker writes. Cheap methods: one ``pack_into`` each."""
+
+    __slots__ = ("_base", "_buf", "index")
+
+    def __init__(self, buf: mmap.mmap, index: int) -> None:
+        self._buf = buf
+        self.index = index
+        self._base = index * SLOT_SIZE
+
+    def beat(self) -> None:
+        _DOUBLE.pack_into(self._buf, self._base + _OFF_BEAT, time.monotonic())
+
+    def set_state(self, state: int) -> None:
+        _STATE.pack_into(self._buf, self._base + _OFF_STATE, state)
+
+    @property
+    def state(self) -> int:
+        return int(self._buf[self._base + _OFF_STATE])
+
+    def request_started(self, method: str, path: str) -> None:
+        now = time.monotonic()
+        label = f"{method} {path}".encode("latin-1", "replace")[:_LABEL_MAX]
+        base = self._base
+        self._buf[base + _OFF_LABEL : base + _OFF_LABEL + len(label)] = label
+        self._buf[base + _OFF_LABEL_LEN] = len(label)
+        _DOUBLE.pack_into(self._buf, base + _OFF_BEAT, now)
+        _DOUBLE.pack_into(self._buf, base + _OFF_REQUEST, now)
+
+    def request_finished(self, requests_served: int) -> None:
+        _REQUEST.pack_into(self._buf, self._base + _OFF_REQUEST, 0.0, requests_served)
+
+    def read(self) -> SlotView:
+        beat, start, requests, pid, state, label_len, label = _SLOT.unpack_from(
+            self._buf, self._base
+        )
+        return SlotView(
+            self.index, beat, start, requests, pid, state, label[:label_len].decode("latin-1")
+        )
+
+
+class HeartbeatBoard:
+    """Fixed-capacity shared slots; allocated in the master before forking."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = capacity
+        # fileno -1: anonymous; MAP_SHARED is the default, so forked children share the pages.
+        self._buf = mmap.mmap(-1, capacity * SLOT_SIZE)
+        self._free = list(range(capacity - 1, -1, -1))
+
+    def allocate(self, pid: int = 0) -> WorkerSlot:
+        """A zeroed slot in state BOOTING, its beat set to now (the boot counts as alive)."""
+        if not self._free:
+            raise RuntimeError(f"no free heartbeat slot (capacity {self.capacity})")
+        index = self._free.pop()
+        _SLOT.pack_into(
+            self._buf, index * SLOT_SIZE, time.monotonic(), 0.0, 0, pid, BOOTING, 0, b""
+        )
+        return WorkerSlot(self._buf, index)
+
+    def set_pid(self, slot: WorkerSlot, pid: int) -> None:
+        struct.pack_into("=i", self._buf, slot.index * SLOT_SIZE + _OFF_PID, pid)
+
+    def free(self, slot: WorkerSlot) -> None:
+        _SLOT.pack_into(self._buf, slot.index * SLOT_SIZE, 0.0, 0.0, 0, 0, FREE, 0, b"")
+        self._free.append(slot.index)
+
+    def views(self) -> list[SlotView]:
+        """Every slot in use (for metrics and diagnosis)."""
+        used = set(range(self.capacity)) - set(self._free)
+        return [WorkerSlot(self._buf, index).read() for index in sorted(used)]
+
+    def close(self) -> None:
+        self._buf.close()

@@ -1,0 +1,125 @@
+"""Gunicorn's server hooks, from a Gunicorn-style config file, at the right moments."""
+
+from __future__ import annotations
+
+import json
+import signal
+import textwrap
+
+from conftest import wait_for
+
+CONFIG = textwrap.dedent(
+    """
+    import json, os
+
+    def _record(hook, **fields):
+        with open(os.environ["HOOK_LOG"], "a") as f:
+            f.write(json.dumps({"hook": hook, "pid": os.getpid(), **fields}) + "\\n")
+
+    def on_starting(server):
+        _record("on_starting", server=type(server).__name__)
+
+    def when_ready(server):
+        _record("when_ready", server=type(server).__name__, listeners=len(server.listeners))
+
+    def on_reload(server):
+        _record("on_reload", server=type(server).__name__)
+
+    def pre_fork(server, worker):
+        _record("pre_fork", server=type(server).__name__, worker=type(worker).__name__)
+
+    def post_fork(server, worker):
+        _record("post_fork", worker_pid=worker.pid)
+
+    def post_worker_init(worker):
+        _record("post_worker_init", worker_pid=worker.pid, loaded=worker.wsgi is not None)
+
+    def nworkers_changed(server, new_value, old_value):
+        _record("nworkers_changed", new=new_value, old=old_value)
+
+    def worker_int(worker):
+        _record("worker_int", worker_pid=worker.pid)
+
+    def worker_exit(server, worker):
+        _record("worker_exit", worker_pid=worker.pid)
+
+    def child_exit(server, worker):
+        _record("child_exit", worker_pid=worker.pid)
+
+    def on_exit(server):
+        _record("on_exit", server=type(server).__name__)
+    """
+)
+
+
+def read_hooks(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_config_file_hooks_are_called_with_gunicorn_arguments(start_server, tmp_path):
+    (tmp_path / "conf.py").write_text(CONFIG)
+    log = tmp_path / "hooks.jsonl"
+    server = start_server("-c", str(tmp_path / "conf.py"), workers=1, env={"HOOK_LOG": str(log)})
+    master = server.pid
+    (first,) = server.workers()
+    server.kill(signal.SIGTTIN)
+    server.wait_workers(2)
+    server.kill(signal.SIGHUP)
+    wait_for(lambda: any(h["hook"] == "on_reload" for h in read_hooks(log)), 5, "on_reload")
+    wait_for(lambda: sum(h["hook"] == "post_worker_init" for h in read_hooks(log)) >= 3, 10, "init")
+    server.kill(signal.SIGINT)
+    assert server.wait_exit(10) == 0
+    hooks = read_hooks(log)
+    names = [h["hook"] for h in hooks]
+    assert names[0] == "on_starting" and names[-1] == "on_exit"
+    assert names.index("when_ready") < names.index("pre_fork")
+    by_name: dict[str, list[dict]] = {}
+    for h in hooks:
+        by_name.setdefault(h["hook"], []).append(h)
+    assert all(
+        h["pid"] == master
+        for n in (
+            "on_starting",
+            "when_ready",
+            "pre_fork",
+            "nworkers_changed",
+            "on_reload",
+            "child_exit",
+            "on_exit",
+        )
+        for h in by_name[n]
+    )
+    assert by_name["pre_fork"][0] == {
+        "hook": "pre_fork",
+        "pid": master,
+        "server": "Arbiter",
+        "worker": "SyncWorker",
+    }
+    assert by_name["post_fork"][0]["pid"] == first == by_name["post_fork"][0]["worker_pid"]
+    assert by_name["post_worker_init"][0]["loaded"] is True
+    assert {k: by_name["nworkers_changed"][0][k] for k in ("new", "old")} == {"new": 1, "old": None}
+    assert {k: by_name["nworkers_changed"][1][k] for k in ("new", "old")} == {"new": 2, "old": 1}
+    exited = {h["worker_pid"] for h in by_name["worker_exit"]}
+    reaped = {h["worker_pid"] for h in by_name["child_exit"]}
+    assert first in exited and first in reaped
+    assert all(h["pid"] == h["worker_pid"] for h in by_name["worker_exit"])
+    assert by_name.get("worker_int"), "INT to the master sends QUIT: worker_int runs"
+
+
+def test_a_raising_hook_is_logged_and_the_master_keeps_serving(start_server, tmp_path):
+    (tmp_path / "conf.py").write_text(
+        "def pre_fork(server, worker):\n    raise ValueError('boom')\n"
+    )
+    server = start_server("-c", str(tmp_path / "conf.py"), workers=1)
+    server.wait_serving()
+    log = server.log()
+    assert "Exception in pre_fork hook" in log and "ValueError: boom" in log
+
+
+def test_a_raising_on_starting_stops_start_up(start_server, tmp_path):
+    (tmp_path / "conf.py").write_text("def on_starting(server):\n    raise ValueError('no')\n")
+    server = start_server("-c", str(tmp_path / "conf.py"), wait=False)
+    assert server.wait_exit(10) == 1
+    assert "Exception in on_starting hook" in server.log()

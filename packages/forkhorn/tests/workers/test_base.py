@@ -1,0 +1,192 @@
+"""The worker contract (``forkhorn.workers.base``) and its heartbeat board."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import pytest
+from forkhorn.arbiter.listeners import Listener
+from forkhorn.config import Config
+from forkhorn.logging import Logger
+from forkhorn.workers.base import APP_LOAD_ERROR, WORKER_BOOT_ERROR, Worker
+from forkhorn.workers.heartbeat import (
+    BOOTING,
+    DRAIN,
+    READY,
+    WANTS_RETIREMENT,
+    HeartbeatBoard,
+)
+
+
+class _App:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.hook = None
+
+    def wsgi(self) -> Any:
+        if self.fail:
+            raise ImportError("broken app")
+        return lambda environ, start_response: [b""]
+
+
+class _RecordingWorker(Worker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.served: list[bytes] = []
+
+    def run(self) -> None:
+        pass
+
+    def serve_drained(self, listener: Listener, client: socket.socket, addr: Any) -> None:
+        client.settimeout(2)
+        self.served.append(client.recv(100))
+        client.close()
+
+
+def make_worker(
+    cls: type[Worker] = _RecordingWorker,
+    sockets: list[Listener] | None = None,
+    app: Any = None,
+    **settings: Any,
+) -> Worker:
+    cfg = Config()
+    for name, value in settings.items():
+        cfg.set(name, value)
+    return cls(1, os.getpid(), sockets or [], app or _App(), 15.0, cfg, Logger(cfg))
+
+
+def test_exit_codes_are_gunicorns():
+    assert (WORKER_BOOT_ERROR, APP_LOAD_ERROR) == (3, 4)
+
+
+def test_contract_attributes():
+    worker = make_worker()
+    for name in (
+        "pid",
+        "ppid",
+        "age",
+        "sockets",
+        "app",
+        "cfg",
+        "log",
+        "timeout",
+        "alive",
+        "booted",
+        "aborted",
+        "nr",
+        "max_requests",
+        "wsgi",
+    ):
+        assert hasattr(worker, name), name
+    assert worker.alive and not worker.booted and worker.nr == 0
+    Worker.patch_master(preload=False)  # default: no-op
+
+
+def test_max_requests_with_jitter_stays_in_range():
+    values = {make_worker(max_requests=100, max_requests_jitter=10).max_requests for _ in range(50)}
+    assert values <= set(range(100, 111)) and len(values) > 1
+    assert make_worker().max_requests > 10**9  # 0 disables
+
+
+def test_heartbeat_and_request_tracking_write_the_slot():
+    board = HeartbeatBoard(capacity=4)
+    worker = make_worker()
+    worker.slot = board.allocate(pid=123)
+    assert worker.slot.read().state == BOOTING
+    before = worker.slot.read().last_beat
+    time.sleep(0.01)
+    worker.notify()
+    assert worker.slot.read().last_beat > before
+    worker.request_started("GET", "/slow?x=1")
+    view = worker.slot.read()
+    assert view.in_flight and view.request_label == "GET /slow?x=1" and view.pid == 123
+    worker.request_finished()
+    worker.count_request()
+    assert not worker.slot.read().in_flight
+    assert [v.index for v in board.views()] == [worker.slot.index]
+
+
+def test_count_request_asks_for_retirement_and_wakes_the_master():
+    board = HeartbeatBoard(capacity=2)
+    read_fd, write_fd = os.pipe()
+    try:
+        worker = make_worker(max_requests=2)
+        worker.slot = board.allocate()
+        worker.master_wakeup_fd = write_fd
+        worker.slot.set_state(READY)
+        worker.count_request()
+        assert worker.slot.state == READY
+        worker.count_request()
+        assert worker.slot.state == WANTS_RETIREMENT
+        assert worker.alive, "keeps serving until the master sends TERM"
+        assert os.read(read_fd, 10) == b"w"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_without_a_master_max_requests_stops_the_worker():
+    worker = make_worker(max_requests=1)
+    worker.count_request()
+    assert not worker.alive
+
+
+def test_board_slots_are_reused_and_bounded():
+    board = HeartbeatBoard(capacity=2)
+    first, second = board.allocate(), board.allocate()
+    with pytest.raises(RuntimeError):
+        board.allocate()
+    board.free(first)
+    assert board.allocate().index == first.index
+    assert second.read().state == BOOTING
+
+
+def test_drain_backlog_serves_every_queued_connection():
+    listen = socket.socket()
+    listen.bind(("127.0.0.1", 0))
+    listen.listen(8)
+    listener = Listener(listen, owned=True)
+    clients = []
+    for i in range(3):
+        client = socket.create_connection(listen.getsockname(), timeout=2)
+        client.sendall(b"req%d" % i)
+        clients.append(client)
+    worker = make_worker(sockets=[listener])
+    assert isinstance(worker, _RecordingWorker)
+    worker.drain_backlog()
+    assert sorted(worker.served) == [b"req0", b"req1", b"req2"]
+    for client in clients:
+        client.close()
+    listen.close()
+
+
+def _exit_status_of(worker: Worker) -> int:
+    pid = os.fork()
+    if pid == 0:
+        status = 0
+        try:
+            worker.init_process()
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            status = 99
+        os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_init_process_exits_app_load_error_when_the_app_fails():
+    assert _exit_status_of(make_worker(app=_App(fail=True))) == APP_LOAD_ERROR
+
+
+def test_init_process_marks_ready_then_runs_then_drains():
+    board = HeartbeatBoard(capacity=2)
+    worker = make_worker()
+    worker.slot = board.allocate()
+    assert _exit_status_of(worker) == 0
+    assert worker.slot.state == READY
+    worker.slot.set_state(DRAIN)
+    assert _exit_status_of(worker) == 0
