@@ -78,6 +78,10 @@ class InvalidContentLength(HTTPError):
     pass
 
 
+class IncompleteBody(HTTPError):
+    """The peer closed the connection before the whole Content-Length body arrived."""
+
+
 class LimitRequestLine(HTTPError):
     status = 414
     reason = "URI Too Long"
@@ -114,3 +118,18 @@ class UnsupportedHTTPVersion(HTTPError):
 class RequestTimeout(HTTPError):
     status = 408
     reason = "Request Timeout"
+
+
+def error_response(error: HTTPError) -> bytes | None:
+    """The bytes to answer ``error`` with (short text body, ``Connection: close``), or None
+    when the connection should just be closed. The body never echoes client input."""
+    if error.status is None:
+        return None
+    body = f"{error.status} {error.reason}\n".encode("ascii")
+    head = (
+        f"HTTP/1.1 {error.status} {error.reason}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body

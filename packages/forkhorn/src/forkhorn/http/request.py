@@ -10,22 +10,22 @@ from __future__ import annotations
 
 class Request:
     __slots__ = (
-        "method",
-        "uri",
-        "scheme",
-        "host",
-        "port",
-        "path",
-        "query",
-        "fragment",
-        "version",
-        "headers",
-        "content_length",
         "chunked",
-        "keep_alive",
+        "content_length",
         "expect_continue",
-        "trailers",
+        "fragment",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "path",
+        "port",
         "proxy",
+        "query",
+        "scheme",
+        "trailers",
+        "uri",
+        "version",
     )
 
     def __init__(

@@ -1,0 +1,135 @@
+"""Field lines (headers and trailers): the grammar of RFC 9110 §5 / RFC 9112 §5, shared by
+the head parser and the chunked decoder's trailer section.
+
+Strategy: text arrives decoded as latin-1 (one ``str`` char per byte, so obs-text survives
+byte for byte). The fast path validates and splits a whole block of field lines with one
+``findall`` of a pattern anchored after CRLF: every match is exactly one complete, valid
+line, so the block is valid iff there are as many matches as lines. Anything else (an
+invalid line, obs-fold, ``strip_header_spaces``, a block bigger than one field may be)
+goes through ``parse_field_lines``, the careful line-by-line path, which also decides
+*which* error a bad block gets. Both paths return the same pairs for valid input.
+
+Invariants:
+- names are RFC 9110 tokens, never followed by whitespace before the colon (unless
+  ``strip_header_spaces``); values hold no CTL but HTAB (no NUL, CR, LF, DEL), obs-text is
+  kept; OWS is trimmed of SP/HTAB only (never ``str.strip()``, which eats e.g. ``\\x85``).
+- the size of a field is the length of its line(s) plus CRLF each (Gunicorn's measure);
+  over ``max_field_size`` or more than ``max_fields`` fields -> 431.
+- errors come out in line order: the first bad line decides, whatever is after it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from forkhorn.http.errors import (
+    InvalidHeader,
+    InvalidHeaderName,
+    LimitRequestHeaders,
+    ObsoleteFolding,
+)
+
+if TYPE_CHECKING:
+    from forkhorn.http.parser import ParserLimits
+
+TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+#: one visible char of a field value (VCHAR / obs-text); SP and HTAB only between them
+_VALUE_CHAR = r"[^\x00-\x20\x7f]"
+
+TOKEN_RE = re.compile(f"[{TCHAR}]+")
+#: a field value after OWS trimming: no CTL but HTAB anywhere inside
+VALUE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+#: CTLs that may not appear anywhere in a block of field lines (CR, LF: only as CRLF)
+_BLOCK_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: the NUL-joined names of a block, every one a token
+_NAMES_RE = re.compile(f"[{TCHAR}]+(?:\x00[{TCHAR}]+)*")
+
+Fields = list[tuple[str, str]]
+
+
+def strip_ows(value: str) -> str:
+    """Trim SP and HTAB only (RFC 9110 OWS)."""
+    return value.strip(" \t")
+
+
+def fast_field_lines(text: str, start: int, end: int) -> tuple[list[str], list[str]] | None:
+    """Split ``text[start:end]`` (CRLF-terminated lines) into (UPPER names, values), or None
+    when any line is not a plain valid field line (the careful path then decides).
+
+    Whole-block checks instead of per-char work: no stray CTL anywhere, CR and LF only as
+    CRLF pairs, every line has a colon, the NUL-joined names match one token-list regex.
+    """
+    if _BLOCK_CTL_RE.search(text, start, end):
+        return None
+    lines = text.count("\r\n", start, end)
+    if text.count("\r", start, end) != lines or text.count("\n", start, end) != lines:
+        return None
+    parts = [line.partition(":") for line in text[start : end - 2].split("\r\n")]
+    names = "\x00".join([part[0] for part in parts])
+    if not _NAMES_RE.fullmatch(names) or "" in [part[1] for part in parts]:
+        return None
+    return names.upper().split("\x00"), [part[2].strip(" \t") for part in parts]
+
+
+def check_field_size(size: int, limits: ParserLimits) -> None:
+    if size > limits.max_field_size:
+        raise LimitRequestHeaders(f"header field over {limits.max_field_size} bytes")
+
+
+def parse_field_line(line: str, limits: ParserLimits) -> tuple[str, str]:
+    """One complete field line (without its CRLF, not a continuation) -> (name, value)."""
+    colon = line.find(":")
+    if colon < 0:
+        raise InvalidHeader(f"field line without a colon: {line[:40]!r}")
+    name = line[:colon]
+    if limits.strip_header_spaces:
+        name = name.rstrip(" \t")
+    if not TOKEN_RE.fullmatch(name):
+        raise InvalidHeaderName(f"invalid field name {name[:40]!r}")
+    value = strip_ows(line[colon + 1 :])
+    if not VALUE_RE.fullmatch(value):
+        raise InvalidHeader(f"invalid characters in the value of {name[:40]!r}")
+    return name, value
+
+
+def check_continuation(line: str, limits: ParserLimits, first: bool) -> str:
+    """An obs-fold line (starts with SP/HTAB): refused unless permitted; returns its text."""
+    if first:
+        # RFC 9112 §2.2: whitespace between the start-line and the first field: reject
+        raise InvalidHeader("whitespace before the first field line")
+    if not limits.permit_obsolete_folding:
+        raise ObsoleteFolding("obsolete line folding (obs-fold) is refused")
+    value = strip_ows(line)
+    if not VALUE_RE.fullmatch(value):
+        raise InvalidHeader("invalid characters in a folded field value")
+    return value
+
+
+def parse_field_lines(text: str, start: int, end: int, limits: ParserLimits) -> Fields:
+    """The careful path: every CRLF-terminated line of ``text[start:end]`` in order.
+
+    Returns (name as sent, value) pairs, obs-fold unfolded (when permitted) to one SP.
+    """
+    fields: Fields = []
+    pos = start
+    size = 0
+    while pos < end:
+        eol = text.find("\r\n", pos, end)
+        if eol < 0:  # pragma: no cover - callers pass CRLF-terminated blocks
+            eol = end
+        line = text[pos:eol]
+        pos = eol + 2
+        if line[:1] in (" ", "\t"):
+            size += len(line) + 2
+            check_field_size(size, limits)
+            folded = check_continuation(line, limits, first=not fields)
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {folded}" if value and folded else value or folded)
+            continue
+        size = len(line) + 2
+        check_field_size(size, limits)
+        if len(fields) >= limits.max_fields:
+            raise LimitRequestHeaders(f"more than {limits.max_fields} header fields")
+        fields.append(parse_field_line(line, limits))
+    return fields
