@@ -79,9 +79,15 @@ def test_app_module_forms(app_dir: Path, uri: str, body: bytes) -> None:
         ("fhapp_nope", "Failed to find module 'fhapp_nope'."),
         ("fhapp_pkg.nope:app", "Failed to find module 'fhapp_pkg.nope'."),
         ("fhapp_pkg.web:nope", "Failed to find attribute 'nope' in 'fhapp_pkg.web'."),
-        ("fhapp_pkg.web:not_callable", "Application object 'fhapp_pkg.web:not_callable' must be callable."),
+        (
+            "fhapp_pkg.web:not_callable",
+            "Application object 'fhapp_pkg.web:not_callable' must be callable.",
+        ),
         ("fhapp_pkg.web:nothing", "it is None"),
-        ("fhapp_pkg.web:create_app(__import__('os'))", "Failed to parse arguments as literal values"),
+        (
+            "fhapp_pkg.web:create_app(__import__('os'))",
+            "Failed to parse arguments as literal values",
+        ),
         ("fhapp_pkg.web:obj.attr", "Failed to parse 'obj.attr'"),
         ("fhapp_pkg.web:create_app(1, 2, 3)", "Failed to call 'create_app'"),
         (":app", "expected MODULE"),
@@ -97,7 +103,10 @@ def test_one_line_failures(app_dir: Path, uri: str, message: str) -> None:
 def test_an_app_that_raises_shows_its_own_traceback(app_dir: Path) -> None:
     with pytest.raises(AppImportError) as info:
         import_app("fhapp_pkg.raises:app")
-    assert str(info.value) == "Failed to load application 'fhapp_pkg.raises:app': ZeroDivisionError: app bug"
+    assert (
+        str(info.value)
+        == "Failed to load application 'fhapp_pkg.raises:app': ZeroDivisionError: app bug"
+    )
     text = info.value.report()
     assert "Traceback" in text and "raises.py" in text and "ZeroDivisionError: app bug" in text
     assert text.splitlines()[-1] == (
@@ -129,8 +138,12 @@ def test_wsgi_loads_once_and_reload_forgets(app_dir: Path) -> None:
     cfg = Config()
     fresh = Config()
     fresh.set("workers", 5)
-    app = WSGIApplication(cfg, build_plugin_manager(autoload=False), "fhapp_pkg.web:app",
-                          reloader=lambda: (fresh, "fhapp_pkg.web"))
+    app = WSGIApplication(
+        cfg,
+        build_plugin_manager(autoload=False),
+        "fhapp_pkg.web:app",
+        reloader=lambda: (fresh, "fhapp_pkg.web"),
+    )
     first = app.wsgi()
     assert app.wsgi() is first
     app.reload()

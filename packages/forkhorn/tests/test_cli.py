@@ -16,21 +16,37 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-CLEAN_ENV = ("FORKHORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "SENDFILE",
-             "FORKHORN_PLUGINS", "FORKHORN_DISABLE_PLUGINS")
+CLEAN_ENV = (
+    "FORKHORN_CMD_ARGS",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "FORWARDED_ALLOW_IPS",
+    "SENDFILE",
+    "FORKHORN_PLUGINS",
+    "FORKHORN_DISABLE_PLUGINS",
+)
 
 
-def forkhorn(*args: str, cwd: Path, env: dict[str, str] | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def forkhorn(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     environ["FORKHORN_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     environ["PYTHONPATH"] = os.pathsep.join([str(cwd), environ.get("PYTHONPATH", "")])
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "forkhorn", *args], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "forkhorn", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> str:
     assert result.returncode == code, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -52,7 +68,8 @@ def project(tmp_path: Path) -> Path:
     )
     (tmp_path / "raising_app.py").write_text("raise RuntimeError('the app is broken')\n")
     # A worker class whose patch_master records what the master had imported by then.
-    (tmp_path / "recorder.py").write_text(textwrap.dedent("""
+    (tmp_path / "recorder.py").write_text(
+        textwrap.dedent("""
         import json, os, sys
         from forkhorn.workers.sync import SyncWorker
 
@@ -61,22 +78,27 @@ def project(tmp_path: Path) -> Path:
             def patch_master(cls, preload):
                 with open(os.environ["RECORD_FILE"], "w") as f:
                     json.dump({"modules": sorted(sys.modules), "preload": preload}, f)
-    """))
-    (tmp_path / "recorder_plugin.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "recorder_plugin.py").write_text(
+        textwrap.dedent("""
         from forkhorn.plugins.hookspec import hookimpl
 
         @hookimpl
         def forkhorn_register_workers(registry):
             registry.add("recorder", "recorder:RecordingWorker", "records sys.modules")
             registry.add("broken", "no_such_module_for_forkhorn:Worker", "cannot import")
-    """))
-    (tmp_path / "rival_plugin.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "rival_plugin.py").write_text(
+        textwrap.dedent("""
         from forkhorn.plugins.hookspec import hookimpl
 
         @hookimpl
         def forkhorn_register_workers(registry):
             registry.add("recorder", "rival:Worker", "claims the same name")
-    """))
+    """)
+    )
     return tmp_path
 
 
@@ -100,8 +122,10 @@ def test_list_workers(project: Path) -> None:
     assert result.returncode == 0
     rows = [line.split(None, 3) for line in result.stdout.splitlines()]
     assert rows[0] == ["NAME", "DISTRIBUTION", "VERSION", "SUMMARY"]
-    assert [row[:3] for row in rows[1:]] == [["gthread", "forkhorn", "0.1.0"],
-                                             ["sync", "forkhorn", "0.1.0"]]
+    assert [row[:3] for row in rows[1:]] == [
+        ["gthread", "forkhorn", "0.1.0"],
+        ["sync", "forkhorn", "0.1.0"],
+    ]
 
 
 def test_blocking_plugins_from_cli_and_env(project: Path) -> None:
@@ -120,36 +144,57 @@ def test_dash_p_is_still_the_pid_file(project: Path) -> None:
 
 
 def test_unknown_worker_lists_names_and_closest(project: Path) -> None:
-    assert_one_line_error(forkhorn("-k", "snyc", "webapp:app", cwd=project), 2,
-                          "unknown worker class 'snyc'", "gthread, sync", "Did you mean 'sync'?")
+    assert_one_line_error(
+        forkhorn("-k", "snyc", "webapp:app", cwd=project),
+        2,
+        "unknown worker class 'snyc'",
+        "gthread, sync",
+        "Did you mean 'sync'?",
+    )
 
 
 @pytest.mark.parametrize("name", ["gevent", "eventlet"])
 def test_optional_worker_not_installed_names_the_pip_line(project: Path, name: str) -> None:
-    assert_one_line_error(forkhorn("-k", name, "webapp:app", cwd=project), 2,
-                          f"pip install 'forkhorn[{name}]'")
+    assert_one_line_error(
+        forkhorn("-k", name, "webapp:app", cwd=project), 2, f"pip install 'forkhorn[{name}]'"
+    )
 
 
 def test_failing_worker_import_is_a_chained_error(project: Path) -> None:
     result = forkhorn("--plugin", "recorder_plugin", "-k", "broken", "webapp:app", cwd=project)
-    assert_one_line_error(result, 1, "worker 'broken' from recorder_plugin",
-                          "import of 'no_such_module_for_forkhorn' failed")
+    assert_one_line_error(
+        result,
+        1,
+        "worker 'broken' from recorder_plugin",
+        "import of 'no_such_module_for_forkhorn' failed",
+    )
 
 
 def test_two_plugins_claiming_one_name(project: Path) -> None:
-    result = forkhorn("--plugin", "recorder_plugin", "--plugin", "rival_plugin",
-                      "--list-workers", cwd=project)
-    assert_one_line_error(result, 1, "'recorder' is claimed by both", "recorder_plugin",
-                          "rival_plugin")
+    result = forkhorn(
+        "--plugin", "recorder_plugin", "--plugin", "rival_plugin", "--list-workers", cwd=project
+    )
+    assert_one_line_error(
+        result, 1, "'recorder' is claimed by both", "recorder_plugin", "rival_plugin"
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "env", "config", "needle"),
     [
         (["-w", "abc"], {}, None, "invalid value for workers (from command line)"),
-        ([], {"FORKHORN_CMD_ARGS": "--timeout soon"}, None,
-         "invalid value for timeout (from env FORKHORN_CMD_ARGS)"),
-        ([], {"WEB_CONCURRENCY": "lots"}, None, "invalid value for workers (from env WEB_CONCURRENCY)"),
+        (
+            [],
+            {"FORKHORN_CMD_ARGS": "--timeout soon"},
+            None,
+            "invalid value for timeout (from env FORKHORN_CMD_ARGS)",
+        ),
+        (
+            [],
+            {"WEB_CONCURRENCY": "lots"},
+            None,
+            "invalid value for workers (from env WEB_CONCURRENCY)",
+        ),
         ([], {"PORT": "http"}, None, "invalid value for bind (from env PORT)"),
         ([], {}, "loglevel = 'loud'\n", "invalid value for loglevel (from config file"),
         ([], {}, "def post_fork(server):\n    pass\n", "post_fork(server, worker)"),
@@ -158,8 +203,9 @@ def test_two_plugins_claiming_one_name(project: Path) -> None:
         (["-c", "missing.conf.py"], {}, None, "does not exist"),
     ],
 )
-def test_bad_values_are_one_line_and_exit_2(project: Path, args: list[str], env: dict[str, str],
-                                            config: str | None, needle: str) -> None:
+def test_bad_values_are_one_line_and_exit_2(
+    project: Path, args: list[str], env: dict[str, str], config: str | None, needle: str
+) -> None:
     if config is not None:
         (project / "forkhorn.conf.py").write_text(config)
     assert_one_line_error(forkhorn(*args, "webapp:app", cwd=project, env=env), 2, needle)
@@ -187,11 +233,16 @@ def test_no_app_is_a_usage_error(project: Path) -> None:
 
 def test_print_config_shows_each_source(project: Path) -> None:
     (project / "gunicorn.conf.py").write_text(
-        "workers = 3\ntimeout = 10\nkeepalive = 7\n"
-        "def post_fork(server, worker):\n    pass\n"
+        "workers = 3\ntimeout = 10\nkeepalive = 7\ndef post_fork(server, worker):\n    pass\n"
     )
-    result = forkhorn("--print-config", "--keep-alive", "9", "webapp:app", cwd=project,
-                      env={"FORKHORN_CMD_ARGS": "--timeout 20", "PORT": "5001"})
+    result = forkhorn(
+        "--print-config",
+        "--keep-alive",
+        "9",
+        "webapp:app",
+        cwd=project,
+        env={"FORKHORN_CMD_ARGS": "--timeout 20", "PORT": "5001"},
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     conf = project / "gunicorn.conf.py"
@@ -215,8 +266,10 @@ def test_check_config_with_wsgi_app_setting(project: Path) -> None:
 
 @pytest.mark.parametrize(
     ("uri", "needle"),
-    [("no_such_app_module", "Failed to find module 'no_such_app_module'."),
-     ("webapp:nope", "Failed to find attribute 'nope' in 'webapp'.")],
+    [
+        ("no_such_app_module", "Failed to find module 'no_such_app_module'."),
+        ("webapp:nope", "Failed to find attribute 'nope' in 'webapp'."),
+    ],
 )
 def test_check_config_app_errors_are_one_line_exit_4(project: Path, uri: str, needle: str) -> None:
     assert_one_line_error(forkhorn("--check-config", uri, cwd=project), 4, needle)
@@ -273,8 +326,7 @@ def test_patch_master_runs_before_logging_and_ssl_are_imported(project: Path) ->
         "worker_class = 'recorder:RecordingWorker'\n"
         "preload_app = True\n"
     )
-    result = forkhorn("--check-config", "webapp:app", cwd=project,
-                      env={"RECORD_FILE": str(record)})
+    result = forkhorn("--check-config", "webapp:app", cwd=project, env={"RECORD_FILE": str(record)})
     assert result.returncode == 0, result.stderr
     recorded = json.loads(record.read_text())
     assert recorded["preload"] is True  # the literal was read from the file without running it
@@ -285,8 +337,16 @@ def test_patch_master_runs_before_logging_and_ssl_are_imported(project: Path) ->
 
 def test_registered_name_from_plugin_is_patched_early(project: Path) -> None:
     record = project / "record.json"
-    result = forkhorn("--plugin", "recorder_plugin", "-k", "recorder", "--check-config",
-                      "webapp:app", cwd=project, env={"RECORD_FILE": str(record)})
+    result = forkhorn(
+        "--plugin",
+        "recorder_plugin",
+        "-k",
+        "recorder",
+        "--check-config",
+        "webapp:app",
+        cwd=project,
+        env={"RECORD_FILE": str(record)},
+    )
     assert result.returncode == 0, result.stderr
     recorded = json.loads(record.read_text())
     assert recorded["preload"] is False and "logging" not in recorded["modules"]
@@ -298,9 +358,12 @@ def test_serves_a_request_through_the_cli(project: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     environ.update(FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(project))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "forkhorn", "-b", "127.0.0.1:0", "-b", f"unix:{sock}",
-         "webapp:app"],
-        cwd=project, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "forkhorn", "-b", "127.0.0.1:0", "-b", f"unix:{sock}", "webapp:app"],
+        cwd=project,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -351,8 +414,13 @@ def test_hup_rereads_the_config_file(project: Path) -> None:
     conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 1\n")
     environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     environ.update(FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(project))
-    proc = subprocess.Popen([sys.executable, "-m", "forkhorn", "webapp:app"], cwd=project,
-                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forkhorn", "webapp:app"],
+        cwd=project,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_until(lambda: len(children_of(proc.pid)) == 1, 20)
         conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 3\n")

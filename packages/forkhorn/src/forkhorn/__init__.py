@@ -3,4 +3,4 @@
 __version__ = "0.1.0"
 SERVER_SOFTWARE = f"forkhorn/{__version__}"
 
-__all__ = ["__version__", "SERVER_SOFTWARE"]
+__all__ = ["SERVER_SOFTWARE", "__version__"]

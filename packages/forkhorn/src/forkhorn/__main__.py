@@ -168,8 +168,9 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     cfg, app_uri = _load(invocation, pm, location)
     if cfg.worker_class_str != early.worker_class_str or isinstance(cfg.worker_class, type):
         # A computed worker_class (seen only now): resolve again and patch late.
-        late = registry.resolve(cfg.worker_class if isinstance(cfg.worker_class, type)
-                                else cfg.worker_class_str)
+        late = registry.resolve(
+            cfg.worker_class if isinstance(cfg.worker_class, type) else cfg.worker_class_str
+        )
         if late is not worker_class:
             worker_class = late
             patch_master(worker_class, cfg.preload_app, registry)
@@ -177,8 +178,9 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     def reload_config() -> tuple[Config, str | None]:
         return _load(invocation, pm, invocation.config_location())
 
-    app = WSGIApplication(cfg, pm, app_uri, worker_class=worker_class, registry=registry,
-                          reloader=reload_config)
+    app = WSGIApplication(
+        cfg, pm, app_uri, worker_class=worker_class, registry=registry, reloader=reload_config
+    )
     if cfg.print_config:
         print_config(cfg, pm)
         return 0
@@ -191,11 +193,16 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     return _serve(app)
 
 
-def _load(invocation: _Invocation, pm: pluggy.PluginManager, location: str | None) -> tuple[Config, str | None]:
+def _load(
+    invocation: _Invocation, pm: pluggy.PluginManager, location: str | None
+) -> tuple[Config, str | None]:
     loaded = load_config(location, invocation.overrides(), invocation.environ)
     for name in loaded.unsupported:
-        print(f"{PROG}: warning: {name} (in {location}) is a Gunicorn setting forkhorn does "
-              "not implement; ignored", file=sys.stderr)
+        print(
+            f"{PROG}: warning: {name} (in {location}) is a Gunicorn setting forkhorn does "
+            "not implement; ignored",
+            file=sys.stderr,
+        )
     register_hooks(pm, loaded.hooks, CONFIG_HOOKS_PLUGIN)
     cfg = loaded.cfg
     app_uri = invocation.app_uri or cfg.wsgi_app
@@ -226,7 +233,9 @@ def patch_master(worker_class: type, preload: bool, registry: WorkerRegistry) ->
 
 def print_workers(registry: WorkerRegistry) -> None:
     rows = [("NAME", "DISTRIBUTION", "VERSION", "SUMMARY")]
-    rows += [(e.name, e.origin.distribution, e.origin.version, e.summary) for e in registry.entries()]
+    rows += [
+        (e.name, e.origin.distribution, e.origin.version, e.summary) for e in registry.entries()
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]

@@ -100,14 +100,14 @@ def import_app(app_uri: str) -> WSGICallable:
             app = app(*args, **kwargs)
         except TypeError as exc:
             if _called_with_wrong_args(exc):
-                raise AppImportError(
-                    f"Failed to call {name!r} in {module_name!r}: {exc}"
-                ) from None
+                raise AppImportError(f"Failed to call {name!r} in {module_name!r}: {exc}") from None
             raise _raised(app_uri, exc) from exc
         except Exception as exc:
             raise _raised(app_uri, exc) from exc
     if app is None:
-        raise AppImportError(f"Failed to find application object {name!r} in {module_name!r}: it is None.")
+        raise AppImportError(
+            f"Failed to find application object {name!r} in {module_name!r}: it is None."
+        )
     if not callable(app):
         raise AppImportError(f"Application object {app_uri!r} must be callable.")
     return app  # type: ignore[no-any-return]

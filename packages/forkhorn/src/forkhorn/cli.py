@@ -61,8 +61,13 @@ class ForkhornArgumentParser(argparse.ArgumentParser):
 class _PidOrPluginAction(argparse.Action):
     """``-p FILE`` is Gunicorn's pid file; ``-p no:NAME`` blocks a plugin (pytest's way)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         if isinstance(values, str) and values.startswith("no:") and option_string == "-p":
             plugins = list(getattr(namespace, "plugins", None) or [])
             namespace.plugins = [*plugins, values]
@@ -73,14 +78,25 @@ class _PidOrPluginAction(argparse.Action):
 class _HelpAction(argparse.Action):
     """``--help``: fill -k's help with the registered worker names, then print."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str, describe: WorkerDescriber | None,
-                 help: str | None = None) -> None:
-        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
-                         nargs=0, help=help)
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        describe: WorkerDescriber | None,
+        help: str | None = None,
+    ) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help
+        )
         self.describe = describe
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         if self.describe is not None:
             names = self.describe(namespace)
             for action in parser._actions:
@@ -92,24 +108,46 @@ class _HelpAction(argparse.Action):
 
 def build_parser(describe_workers: WorkerDescriber | None = None) -> ForkhornArgumentParser:
     parser = ForkhornArgumentParser(
-        prog=PROG, usage=USAGE, add_help=False,
+        prog=PROG,
+        usage=USAGE,
+        add_help=False,
         description="A pre-fork WSGI HTTP server: Gunicorn-compatible, strict, fast.",
         epilog=f"Options may also be given in ${CMD_ARGS_ENV}; a config file "
-               "(-c, else ./forkhorn.conf.py or ./gunicorn.conf.py) sets any setting.",
+        "(-c, else ./forkhorn.conf.py or ./gunicorn.conf.py) sets any setting.",
     )
     general = parser.add_argument_group("General")
-    general.add_argument("-h", "--help", action=_HelpAction, describe=describe_workers,
-                         help="show this help and exit")
-    general.add_argument("-v", "--version", action="version", version=VERSION,
-                         help="show the version and exit")
-    general.add_argument("--list-workers", action="store_true", default=argparse.SUPPRESS,
-                         help="list the worker classes (name, distribution, version) and exit")
-    general.add_argument("--plugin", action="append", dest="plugins", metavar="[no:]NAME",
-                         default=argparse.SUPPRESS,
-                         help="load the plugin NAME (an entry point or a module) even with "
-                              "autoload off; no:NAME blocks it (as does -p no:NAME)")
-    parser.add_argument("app_uri", nargs="?", metavar="APP_MODULE", default=argparse.SUPPRESS,
-                        help="the WSGI app, MODULE:VARIABLE or MODULE:factory(args)")
+    general.add_argument(
+        "-h",
+        "--help",
+        action=_HelpAction,
+        describe=describe_workers,
+        help="show this help and exit",
+    )
+    general.add_argument(
+        "-v", "--version", action="version", version=VERSION, help="show the version and exit"
+    )
+    general.add_argument(
+        "--list-workers",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="list the worker classes (name, distribution, version) and exit",
+    )
+    general.add_argument(
+        "--plugin",
+        action="append",
+        dest="plugins",
+        metavar="[no:]NAME",
+        default=argparse.SUPPRESS,
+        help="load the plugin NAME (an entry point or a module) even with "
+        "autoload off; no:NAME blocks it (as does -p no:NAME)",
+    )
+    parser.add_argument(
+        "app_uri",
+        nargs="?",
+        metavar="APP_MODULE",
+        default=argparse.SUPPRESS,
+        help="the WSGI app, MODULE:VARIABLE or MODULE:factory(args)",
+    )
     groups = {section: parser.add_argument_group(section) for section in SECTIONS}
     for setting in SETTINGS:
         if not setting.flags:

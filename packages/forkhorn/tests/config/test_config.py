@@ -64,7 +64,9 @@ def test_values_are_made_canonical(name: str, raw: object, expected: object) -> 
         ("reload_extra_files", ["/no/such/file"], "does not exist"),
     ],
 )
-def test_bad_values_name_the_setting_and_what_is_accepted(name: str, raw: object, accepted: str) -> None:
+def test_bad_values_name_the_setting_and_what_is_accepted(
+    name: str, raw: object, accepted: str
+) -> None:
     with pytest.raises(ConfigError) as info:
         Config().set(name, raw, source="command line")
     message = str(info.value)
@@ -98,7 +100,9 @@ def test_environment_replaces_defaults_only() -> None:
 
 
 def test_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match=r"invalid value for workers \(from env WEB_CONCURRENCY\)"):
+    with pytest.raises(
+        ConfigError, match=r"invalid value for workers \(from env WEB_CONCURRENCY\)"
+    ):
         Config().apply_environment({"WEB_CONCURRENCY": "many"})
 
 

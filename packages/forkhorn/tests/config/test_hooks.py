@@ -24,15 +24,23 @@ def test_hook_functions_are_called_positionally_whatever_their_parameter_names()
 
     pm = build_plugin_manager(autoload=False)
     hooks = collect_hooks(
-        {"post_fork": post_fork, "nworkers_changed": nworkers_changed, "ssl_context": ssl_context,
-         "workers": 3, "os": object()},
+        {
+            "post_fork": post_fork,
+            "nworkers_changed": nworkers_changed,
+            "ssl_context": ssl_context,
+            "workers": 3,
+            "os": object(),
+        },
         "config file c.py",
     )
     register_hooks(pm, hooks, "config-file")
     pm.hook.forkhorn_post_fork(server="S", worker="W")
     pm.hook.forkhorn_nworkers_changed(server="S", new_value=3, old_value=None)
     assert calls == [("post_fork", "S", "W"), ("nworkers_changed", "S", 3, None)]
-    assert pm.hook.forkhorn_ssl_context(config=None, default_ssl_context_factory=lambda: "d") == "ctx from d"
+    assert (
+        pm.hook.forkhorn_ssl_context(config=None, default_ssl_context_factory=lambda: "d")
+        == "ctx from d"
+    )
 
 
 @pytest.mark.parametrize("arity", [2, 3, 4])
@@ -72,7 +80,11 @@ def test_hook_given_as_dotted_path() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("nodots", "module.function"), ("os.no_such_function", "cannot load"), (42, "expected a function")],
+    [
+        ("nodots", "module.function"),
+        ("os.no_such_function", "cannot load"),
+        (42, "expected a function"),
+    ],
 )
 def test_bad_hook_values(value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

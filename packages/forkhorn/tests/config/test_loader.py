@@ -18,7 +18,7 @@ from forkhorn.config.loader import (
 )
 
 # A realistic gunicorn.conf.py, as found in the wild: it must load unchanged.
-GUNICORN_CONF = '''
+GUNICORN_CONF = """
 import multiprocessing
 import os
 
@@ -77,7 +77,7 @@ def worker_int(worker):
 
 def when_ready(server):
     server.log.info("Server is ready. Spawning workers")
-'''
+"""
 
 
 def write(path: Path, text: str) -> str:
@@ -99,7 +99,12 @@ def test_realistic_gunicorn_conf_loads_unchanged(tmp_path: Path) -> None:
     assert cfg.umask == 0o007
     assert cfg.source("workers") == f"config file {location}"
     assert set(loaded.hooks) == {
-        "on_starting", "post_fork", "pre_request", "post_request", "worker_int", "when_ready",
+        "on_starting",
+        "post_fork",
+        "pre_request",
+        "post_request",
+        "worker_int",
+        "when_ready",
     }
     assert loaded.unsupported == ["http_protocols"]
 
@@ -108,8 +113,10 @@ def test_precedence_default_env_file_cmdargs_argv(tmp_path: Path) -> None:
     location = write(tmp_path / "c.py", "workers = 3\ntimeout = 10\nbacklog = 64\n")
     loaded = load_config(
         location,
-        [("env FORKHORN_CMD_ARGS", {"timeout": "20", "backlog": "128"}),
-         ("command line", {"backlog": "256"})],
+        [
+            ("env FORKHORN_CMD_ARGS", {"timeout": "20", "backlog": "128"}),
+            ("command line", {"backlog": "256"}),
+        ],
         {"WEB_CONCURRENCY": "9", "PORT": "5000"},
     )
     cfg = loaded.cfg
@@ -147,7 +154,9 @@ def test_missing_config_file_is_a_bad_value(tmp_path: Path) -> None:
         read_config_file(str(tmp_path / "nope.py"))
 
 
-def test_python_module_and_file_prefix_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_module_and_file_prefix_locations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path / "myconf_for_forkhorn.py", "workers = 6\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:

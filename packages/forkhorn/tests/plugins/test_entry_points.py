@@ -17,8 +17,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[4]
 EXAMPLE = REPO / "examples" / "forkhorn-example-worker"
 SIBLINGS = [REPO / "packages" / "forkhorn-gevent", REPO / "packages" / "forkhorn-eventlet"]
-CLEAN_ENV = ("FORKHORN_CMD_ARGS", "FORKHORN_PLUGINS", "FORKHORN_DISABLE_PLUGINS",
-             "FORKHORN_DISABLE_PLUGIN_AUTOLOAD", "PYTHONPATH", "PORT", "WEB_CONCURRENCY")
+CLEAN_ENV = (
+    "FORKHORN_CMD_ARGS",
+    "FORKHORN_PLUGINS",
+    "FORKHORN_DISABLE_PLUGINS",
+    "FORKHORN_DISABLE_PLUGIN_AUTOLOAD",
+    "PYTHONPATH",
+    "PORT",
+    "WEB_CONCURRENCY",
+)
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +36,12 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = home / "bin" / "python"
 
     def pip(*args: str) -> None:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        *args], check=True, timeout=180, capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+            check=True,
+            timeout=180,
+            capture_output=True,
+        )
 
     if importlib.util.find_spec("hatchling") is None:
         pip("hatchling")
@@ -39,12 +50,19 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-def forkhorn(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
+def forkhorn(
+    python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     environ.update(env or {})
-    return subprocess.run([str(python), "-m", "forkhorn", *args], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(python), "-m", "forkhorn", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def workers_listed(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
@@ -58,7 +76,9 @@ def app_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_installed_workers_are_listed_with_their_distributions(venv_python: Path, app_dir: Path) -> None:
+def test_installed_workers_are_listed_with_their_distributions(
+    venv_python: Path, app_dir: Path
+) -> None:
     listed = workers_listed(forkhorn(venv_python, "--list-workers", cwd=app_dir))
     assert listed == {
         "eventlet": ["forkhorn-eventlet", "0.1.0"],
@@ -72,17 +92,26 @@ def test_installed_workers_are_listed_with_their_distributions(venv_python: Path
 def test_autoload_off_and_named_plugins(venv_python: Path, app_dir: Path) -> None:
     off = {"FORKHORN_DISABLE_PLUGIN_AUTOLOAD": "1"}
     assert set(workers_listed(forkhorn(venv_python, "--list-workers", cwd=app_dir, env=off))) == {
-        "gthread", "sync"}
+        "gthread",
+        "sync",
+    }
     named = forkhorn(venv_python, "--plugin", "example", "--list-workers", cwd=app_dir, env=off)
     assert workers_listed(named)["example"] == ["forkhorn-example-worker", "0.1.0"]
-    env_named = forkhorn(venv_python, "--list-workers", cwd=app_dir,
-                         env={**off, "FORKHORN_PLUGINS": "gevent"})
+    env_named = forkhorn(
+        venv_python, "--list-workers", cwd=app_dir, env={**off, "FORKHORN_PLUGINS": "gevent"}
+    )
     assert set(workers_listed(env_named)) == {"gevent", "gthread", "sync"}
 
 
 def test_blocking_an_installed_plugin(venv_python: Path, app_dir: Path) -> None:
-    blocked = forkhorn(venv_python, "-p", "no:example", "--list-workers", cwd=app_dir,
-                       env={"FORKHORN_DISABLE_PLUGINS": "gevent"})
+    blocked = forkhorn(
+        venv_python,
+        "-p",
+        "no:example",
+        "--list-workers",
+        cwd=app_dir,
+        env={"FORKHORN_DISABLE_PLUGINS": "gevent"},
+    )
     assert set(workers_listed(blocked)) == {"eventlet", "gthread", "sync"}
 
 
@@ -93,7 +122,9 @@ def test_the_example_worker_is_usable(venv_python: Path, app_dir: Path, spec: st
 
 
 @pytest.mark.skipif(importlib.util.find_spec("eventlet") is not None, reason="eventlet installed")
-def test_missing_eventlet_names_the_distribution_and_the_import(venv_python: Path, app_dir: Path) -> None:
+def test_missing_eventlet_names_the_distribution_and_the_import(
+    venv_python: Path, app_dir: Path
+) -> None:
     result = forkhorn(venv_python, "-k", "eventlet", "--check-config", "webapp:app", cwd=app_dir)
     assert result.returncode == 1
     assert "forkhorn-eventlet 0.1.0" in result.stderr
@@ -111,29 +142,43 @@ def make_distribution(site: Path, name: str, version: str, entry: str, module_so
     (site / f"{module}.py").write_text(textwrap.dedent(module_source))
 
 
-def test_a_plugin_that_fails_to_import_names_its_distribution(venv_python: Path, app_dir: Path) -> None:
+def test_a_plugin_that_fails_to_import_names_its_distribution(
+    venv_python: Path, app_dir: Path
+) -> None:
     site = app_dir / "site"
-    make_distribution(site, "fh-broken-plugin", "1.2.3", "broken=fh_broken_plugin",
-                      "import fh_missing_dependency\n")
+    make_distribution(
+        site,
+        "fh-broken-plugin",
+        "1.2.3",
+        "broken=fh_broken_plugin",
+        "import fh_missing_dependency\n",
+    )
     result = forkhorn(venv_python, "--list-workers", cwd=app_dir, env={"PYTHONPATH": str(site)})
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[0]
     assert "plugin 'broken' (fh_broken_plugin) from fh-broken-plugin 1.2.3 failed to load" in line
     assert "No module named 'fh_missing_dependency'" in line
-    unblocked = forkhorn(venv_python, "-p", "no:broken", "--list-workers", cwd=app_dir,
-                         env={"PYTHONPATH": str(site)})
+    unblocked = forkhorn(
+        venv_python, "-p", "no:broken", "--list-workers", cwd=app_dir, env={"PYTHONPATH": str(site)}
+    )
     assert "example" in workers_listed(unblocked)
 
 
 def test_two_distributions_claiming_one_name(venv_python: Path, app_dir: Path) -> None:
     site = app_dir / "site"
-    make_distribution(site, "fh-rival-worker", "2.0", "rival=fh_rival_plugin", """
+    make_distribution(
+        site,
+        "fh-rival-worker",
+        "2.0",
+        "rival=fh_rival_plugin",
+        """
         from forkhorn.plugins.hookspec import hookimpl
 
         @hookimpl
         def forkhorn_register_workers(registry):
             registry.add("example", "fh_rival_plugin:Worker", "a second 'example'")
-    """)
+    """,
+    )
     result = forkhorn(venv_python, "--list-workers", cwd=app_dir, env={"PYTHONPATH": str(site)})
     assert result.returncode == 1
     assert "'example' is claimed by both" in result.stderr
@@ -142,8 +187,13 @@ def test_two_distributions_claiming_one_name(venv_python: Path, app_dir: Path) -
 
 
 def test_the_venv_sees_the_same_forkhorn(venv_python: Path) -> None:
-    out = subprocess.run([str(venv_python), "-c", "import forkhorn; print(forkhorn.__file__)"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        [str(venv_python), "-c", "import forkhorn; print(forkhorn.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     import forkhorn
 
     assert Path(out.strip()) == Path(forkhorn.__file__)

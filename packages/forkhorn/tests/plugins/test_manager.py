@@ -28,8 +28,11 @@ def test_builtin_workers_register_through_the_hook() -> None:
 
 def test_switches_from_environment_and_command_line() -> None:
     switches = PluginSwitches.from_sources(
-        {"FORKHORN_DISABLE_PLUGIN_AUTOLOAD": "1", "FORKHORN_DISABLE_PLUGINS": "a, b",
-         "FORKHORN_PLUGINS": "c,d"},
+        {
+            "FORKHORN_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "FORKHORN_DISABLE_PLUGINS": "a, b",
+            "FORKHORN_PLUGINS": "c,d",
+        },
         ["no:e", "f", "no:d"],
     )
     assert switches.autoload is False
@@ -47,8 +50,9 @@ def test_blocking_the_builtin_plugin() -> None:
     assert collect_workers(pm).names() == []
 
 
-def test_named_module_plugin_loads_with_autoload_off(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_named_module_plugin_loads_with_autoload_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "my_forkhorn_plugin.py").write_text(
         "from forkhorn.plugins.hookspec import hookimpl\n"
         "@hookimpl\n"
@@ -70,8 +74,9 @@ def test_named_plugin_that_does_not_exist() -> None:
         build_plugin_manager(autoload=False, load=["no_such_forkhorn_plugin_xyz"])
 
 
-def test_named_plugin_that_fails_to_import_is_chained(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_named_plugin_that_fails_to_import_is_chained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "bad_forkhorn_plugin.py").write_text("raise RuntimeError('plugin bug')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:

@@ -103,9 +103,7 @@ def test_egg_form_checks_the_distribution() -> None:
 
 
 def test_gunicorn_class_paths_map_to_forkhorn_workers() -> None:
-    registry = registry_with(
-        fake=(("fake", "1"), {"gevent": "collections:OrderedDict"})
-    )
+    registry = registry_with(fake=(("fake", "1"), {"gevent": "collections:OrderedDict"}))
     assert registry.resolve("gunicorn.workers.ggevent.GeventWorker") is OrderedDict
 
 
@@ -126,8 +124,9 @@ def test_unknown_optional_worker_names_the_pip_line(name: str) -> None:
     assert f"pip install 'forkhorn[{name}]'" in str(info.value)
 
 
-def test_failing_import_names_distribution_version_and_import(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_import_names_distribution_version_and_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "broken_worker_mod.py").write_text("import no_such_dependency_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = registry_with(

@@ -92,7 +92,9 @@ class Config:
 
     @property
     def ssl_options(self) -> dict[str, Any]:
-        return {name: value for name, value in self._values.items() if BY_NAME[name].section == "SSL"}
+        return {
+            name: value for name, value in self._values.items() if BY_NAME[name].section == "SSL"
+        }
 
     @property
     def worker_class_str(self) -> str:

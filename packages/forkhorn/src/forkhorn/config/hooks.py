@@ -37,8 +37,11 @@ def hook_specs() -> dict[str, inspect.Signature]:
     for attr, function in vars(hookspec).items():
         if attr.startswith(PREFIX) and attr not in NOT_SERVER_HOOKS and callable(function):
             signature = inspect.signature(function)
-            specs[attr[len(PREFIX):]] = signature.replace(
-                parameters=[p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()],
+            specs[attr[len(PREFIX) :]] = signature.replace(
+                parameters=[
+                    p.replace(annotation=inspect.Parameter.empty)
+                    for p in signature.parameters.values()
+                ],
                 return_annotation=inspect.Signature.empty,
             )
     return specs
@@ -89,9 +92,13 @@ def _resolve(name: str, value: Any, source: str) -> Callable[..., Any]:
         try:
             value = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"invalid value for {name} (from {source}): cannot load {value!r}: {exc}") from None
+            raise ConfigError(
+                f"invalid value for {name} (from {source}): cannot load {value!r}: {exc}"
+            ) from None
     if not callable(value):
-        raise ConfigError(f"invalid value for {name} (from {source}): expected a function, got {value!r}")
+        raise ConfigError(
+            f"invalid value for {name} (from {source}): expected a function, got {value!r}"
+        )
     return value
 
 
@@ -99,7 +106,8 @@ def _positional_arity(function: Callable[..., Any]) -> tuple[int, int | None]:
     """(required, maximum) positional arguments; maximum None with ``*args``."""
     parameters = inspect.signature(function).parameters.values()
     positional = [
-        p for p in parameters
+        p
+        for p in parameters
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
     required = sum(1 for p in positional if p.default is inspect.Parameter.empty)
@@ -133,7 +141,9 @@ def _truncating(function: Callable[..., Any], count: int) -> Callable[..., Any]:
     return call
 
 
-def _with_spec_signature(function: Callable[..., Any], signature: inspect.Signature) -> Callable[..., Any]:
+def _with_spec_signature(
+    function: Callable[..., Any], signature: inspect.Signature
+) -> Callable[..., Any]:
     # pluggy reads the parameter names from the signature and passes them positionally in
     # that order; the user's own parameter names do not matter.
     def call(*args: Any) -> Any:

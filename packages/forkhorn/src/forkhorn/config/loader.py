@@ -73,7 +73,7 @@ def config_file_path(location: str) -> str | None:
     """The file behind a location (None for ``python:MODULE``)."""
     if location.startswith("python:"):
         return None
-    return location[len("file:"):] if location.startswith("file:") else location
+    return location[len("file:") :] if location.startswith("file:") else location
 
 
 def scan_literals(location: str | None, names: Sequence[str]) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def read_config_file(location: str) -> dict[str, Any]:
     """Run the config file and return its globals. Raises ``ConfigFileError``."""
     if location.startswith("python:"):
         try:
-            return vars(importlib.import_module(location[len("python:"):]))
+            return vars(importlib.import_module(location[len("python:") :]))
         except Exception as exc:
             raise ConfigFileError(location) from exc
     path = config_file_path(location) or location

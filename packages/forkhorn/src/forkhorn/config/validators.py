@@ -192,7 +192,9 @@ def class_or_string(value: Any) -> Any:
         return value
     result = string(value)
     if not result:
-        raise ValueError(f"expected a class or a name such as 'sync' or 'pkg.mod:Class', got {value!r}")
+        raise ValueError(
+            f"expected a class or a name such as 'sync' or 'pkg.mod:Class', got {value!r}"
+        )
     return result
 
 
@@ -243,7 +245,7 @@ def check_bind_address(address: str) -> None:
         if not address[5:].isdigit():
             raise ValueError(f"expected fd://N with a file descriptor number, got {address!r}")
         return
-    netloc = address[len("tcp://"):] if address.startswith("tcp://") else address
+    netloc = address[len("tcp://") :] if address.startswith("tcp://") else address
     if netloc.startswith("["):
         host, bracket, rest = netloc[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
@@ -285,7 +287,9 @@ def _account_id(value: Any, kind: str) -> int | None:
 
             return grp.getgrnam(text).gr_gid
         except KeyError:
-            raise ValueError(f"expected an existing {kind} name or a numeric id, got {text!r}") from None
+            raise ValueError(
+                f"expected an existing {kind} name or a numeric id, got {text!r}"
+            ) from None
     raise ValueError(f"expected a {kind} name or a numeric id, got {value!r}")
 
 
@@ -307,9 +311,15 @@ def proxy_protocol(value: Any) -> str:
     if value is True:
         return "auto"
     words = {
-        "off": "off", "false": "off", "0": "off", "none": "off",
-        "auto": "auto", "true": "auto", "1": "auto",
-        "v1": "v1", "v2": "v2",
+        "off": "off",
+        "false": "off",
+        "0": "off",
+        "none": "off",
+        "auto": "auto",
+        "true": "auto",
+        "1": "auto",
+        "v1": "v1",
+        "v2": "v2",
     }
     if isinstance(value, str) and value.strip().lower() in words:
         return words[value.strip().lower()]

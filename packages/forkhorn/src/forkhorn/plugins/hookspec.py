@@ -146,8 +146,7 @@ def forkhorn_nworkers_changed(server: Any, new_value: int, old_value: int | None
 
 @hookspec
 def forkhorn_on_exit(server: Any) -> None:
-    """Master, once, just before it exits. Return value ignored.
-    """
+    """Master, once, just before it exits. Return value ignored."""
 
 
 @hookspec(firstresult=True)

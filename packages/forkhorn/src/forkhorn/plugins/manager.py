@@ -44,7 +44,9 @@ class PluginSwitches:
     load: tuple[str, ...] = ()
 
     @classmethod
-    def from_sources(cls, environ: Mapping[str, str], cli_values: Iterable[str] = ()) -> PluginSwitches:
+    def from_sources(
+        cls, environ: Mapping[str, str], cli_values: Iterable[str] = ()
+    ) -> PluginSwitches:
         """Merge the environment with ``-p no:NAME`` / ``--plugin [no:]NAME`` values."""
         blocked: list[str] = _split(environ.get("FORKHORN_DISABLE_PLUGINS", ""))
         load: list[str] = _split(environ.get("FORKHORN_PLUGINS", ""))
@@ -97,7 +99,9 @@ def build_plugin_manager(
 
 
 def build_from_switches(switches: PluginSwitches) -> ForkhornPluginManager:
-    return build_plugin_manager(autoload=switches.autoload, blocked=switches.blocked, load=switches.load)
+    return build_plugin_manager(
+        autoload=switches.autoload, blocked=switches.blocked, load=switches.load
+    )
 
 
 def hook_or_none(pm: pluggy.PluginManager, name: str) -> Any:

@@ -74,7 +74,9 @@ class WorkerRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, WorkerEntry] = {}
 
-    def add(self, name: str, target: str, summary: str = "", *, origin: Origin | None = None) -> None:
+    def add(
+        self, name: str, target: str, summary: str = "", *, origin: Origin | None = None
+    ) -> None:
         """Register ``name`` -> ``"module:Class"``. Plugins call it through their view."""
         origin = origin or Origin("unknown", "", "unknown")
         if not name or not isinstance(target, str) or ":" not in target:
@@ -108,8 +110,11 @@ class WorkerRegistry:
     def describe_failure(self, cls: type, what: str, exc: BaseException) -> WorkerImportError:
         """An error for ``exc`` raised while using ``cls``, naming its distribution."""
         entry = self.entry_for_class(cls)
-        where = (f"worker {entry.name!r} from {entry.origin}" if entry
-                 else f"worker class {cls.__module__}:{cls.__qualname__}")
+        where = (
+            f"worker {entry.name!r} from {entry.origin}"
+            if entry
+            else f"worker class {cls.__module__}:{cls.__qualname__}"
+        )
         message = f"{where}: {what} failed ({type(exc).__name__}: {exc})"
         if entry is not None and entry.name in OPTIONAL_WORKERS and isinstance(exc, ImportError):
             message += f"; reinstall it: pip install '{OPTIONAL_WORKERS[entry.name]}'"
@@ -132,7 +137,7 @@ class WorkerRegistry:
         return import_class(entry.target, origin=entry)
 
     def _resolve_egg(self, spec: str) -> type:
-        dist, sep, name = spec[len("egg:"):].partition("#")
+        dist, sep, name = spec[len("egg:") :].partition("#")
         if not sep or not name:
             raise UnknownWorkerError(f"worker class {spec!r}: expected egg:DISTRIBUTION#NAME")
         entry = self._entries.get(name)
@@ -177,7 +182,9 @@ def import_class(target: str, *, origin: WorkerEntry | None) -> type:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except AttributeError as exc:
-        raise WorkerImportError(f"{where}: module {module_name!r} has no attribute {attr!r}") from exc
+        raise WorkerImportError(
+            f"{where}: module {module_name!r} has no attribute {attr!r}"
+        ) from exc
     if not isinstance(obj, type):
         raise WorkerImportError(f"{where}: {target!r} is not a class")
     return obj

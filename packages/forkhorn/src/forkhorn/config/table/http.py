@@ -1,7 +1,7 @@
 """Rows: HTTP parsing limits and leniencies, trusted proxies, TLS.
 
 The parser (``forkhorn.http``) reads these through ``ParserLimits.from_config``. Limits of
-0 mean "the largest forkhorn allows" as in Gunicorn. TLS rows never import ``ssl``: the
+0 mean what each row says, as in Gunicorn. TLS rows never import ``ssl``: the
 defaults are the numbers of ``ssl.PROTOCOL_TLS`` (2) and ``ssl.CERT_NONE`` (0).
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 from forkhorn.config import validators as v
 from forkhorn.config.setting import PARSER, SECURITY, SSL, Setting
 
+# The rows are kept compact on purpose: one setting reads as one block.
+# fmt: off
 ROWS: list[Setting] = [
     # --- Security: limits ------------------------------------------------------------
     Setting(
@@ -26,8 +28,8 @@ allow (32768).""",
     ),
     Setting(
         "limit_request_field_size", SECURITY, 8190, v.integer(0),
-        """The maximum size of one header field line (431 above it). 0 means the largest
-we allow (32760).""",
+        """The maximum size of one header field line (431 above it), at most 32760.
+0 means 8190, Gunicorn's default.""",
         flags=("--limit-request-field_size", "--limit-request-field-size"), meta="INT",
     ),
     Setting(
@@ -149,3 +151,4 @@ or 2 (``CERT_REQUIRED``).""",
         flags=("--ciphers",), meta="CIPHERS",
     ),
 ]
+# fmt: on

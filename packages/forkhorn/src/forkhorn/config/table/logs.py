@@ -10,6 +10,8 @@ from __future__ import annotations
 from forkhorn.config import validators as v
 from forkhorn.config.setting import DEBUG, LOGGING, PROCESS, Setting
 
+# The rows are kept compact on purpose: one setting reads as one block.
+# fmt: off
 ROWS: list[Setting] = [
     # --- Logging ---------------------------------------------------------------------
     Setting(
@@ -151,3 +153,4 @@ ROWS: list[Setting] = [
         flags=("--print-config",), action="store_true",
     ),
 ]
+# fmt: on

@@ -10,6 +10,8 @@ from __future__ import annotations
 from forkhorn.config import validators as v
 from forkhorn.config.setting import CONFIG_FILE, MECHANICS, SOCKET, WORKERS, Setting
 
+# The rows are kept compact on purpose: one setting reads as one block.
+# fmt: off
 ROWS: list[Setting] = [
     # --- Config File -----------------------------------------------------------------
     Setting(
@@ -183,3 +185,4 @@ the gid. Default: stay the current group.""",
         flags=("--paste-global",), action="append", meta="CONF",
     ),
 ]
+# fmt: on
