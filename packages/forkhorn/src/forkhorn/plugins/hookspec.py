@@ -55,8 +55,8 @@ def forkhorn_on_reload(server: Any) -> None:
 
 @hookspec
 def forkhorn_when_ready(server: Any) -> None:
-    """Master, once, after the sockets are bound and the first workers are
-    spawned. An exception stops start-up. Return value ignored.
+    """Master, once, after the sockets are bound, just before the first workers are
+    forked (Gunicorn's moment). An exception stops start-up. Return value ignored.
     """
 
 

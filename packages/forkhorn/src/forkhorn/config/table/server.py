@@ -139,7 +139,8 @@ blocks the plugin NAME, see ``--plugin``.)""",
     ),
     Setting(
         "worker_tmp_dir", MECHANICS, None, v.string,
-        "A directory for workers' temporary (heartbeat) files; ``/dev/shm`` is a good choice.",
+        """Accepted for Gunicorn compatibility and otherwise unused: forkhorn's heartbeats live in
+shared memory, not in temporary files, so no directory is needed.""",
         flags=("--worker-tmp-dir",), meta="DIR",
     ),
     Setting(
