@@ -1,0 +1,382 @@
+"""The shape gevent and eventlet workers share: one green thread per connection.
+
+Theory of operation (both libraries, one code path):
+
+- One acceptor green thread per listener. It takes a connection slot (a cooperative
+  semaphore of ``worker_connections``) *before* ``accept()``, so a full worker leaves new
+  connections in the kernel's backlog for a sibling instead of accepting and stalling them.
+- One green thread per connection runs the shared ``ConnectionHandler.serve`` on the
+  cooperative socket: keep-alive and pipelining come from the handler, no HTTP code here.
+  No green thread is spawned per request.
+- The main green thread is the heartbeat: every ``min(timeout / 4, 1 s)`` it calls
+  ``notify()``, checks the parent pid and sweeps the connections' clocks.
+- Clocks instead of timers: ``_state[green]`` is ``(since, method, path)``, written by
+  ``request_started``/``request_finished`` (which the handler calls) with ``method`` None
+  while the connection waits for its next request. No timer object is armed per request.
+  The sweep throws ``RequestTimeout`` (the library's own ``Timeout``, also the handler's
+  ``DeadlineExceeded``) into a request older than ``timeout``: it unwinds the app, the
+  handler answers 504 if nothing was sent yet and closes the connection. A connection
+  waiting longer than ``keepalive`` for a request (``timeout`` when keep-alive is off, for
+  the first request) is closed quietly. Both fire at most one sweep interval late.
+- Graceful stop (``alive`` turned False by SIGTERM): acceptors are killed (no new
+  connections), idle connections are closed at once, busy ones finish their request (the
+  handler does not reuse a connection once ``alive`` is False) until ``graceful_timeout``;
+  whatever is left then is killed. Queued connections are then served by the base class's
+  ``drain_backlog`` when the master asked for a full drain.
+
+Invariants: a connection green thread is in ``_state`` from its first instruction to its
+last and gives its slot back exactly once; exceptions are thrown only into live green
+threads and only from the library's hub (never by switching into them from the heartbeat,
+which would strand it); signal handlers that may block run in a fresh green thread, never
+in the hub; nothing here imports gevent, eventlet, greenlet, ``ssl`` or ``logging`` at
+module level (the eventlet worker is imported in the master before it greens the process).
+
+Subclasses supply the library: ``_green_process`` (patching, hub after fork),
+``_make_semaphore``, ``_spawn``, ``_sleep``, ``_schedule``, ``_timeout_base``,
+``_cooperative_listener``, ``_wait_writable``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from time import monotonic
+from types import FrameType
+from typing import Any
+
+from forkhorn.workers.base import Worker
+
+# accept() errors that concern one connection, not the listener: try the next one.
+_TRANSIENT_ACCEPT_ERRNOS = frozenset({errno.ECONNABORTED, errno.EAGAIN, errno.EPROTO, errno.EINTR})
+# Out of descriptors or memory: back off instead of spinning (the kernel keeps the queue).
+_RESOURCE_ACCEPT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_CLIENT_GONE_ERRNOS = frozenset(
+    {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT, errno.EBADF}
+)
+_SENDFILE_BLOCK = 1 << 20
+
+
+class CooperativeWorker(Worker):
+    """A worker serving many connections per process on green threads."""
+
+    #: exceptions that end a connection without a log line (a subclass's own protocol)
+    quiet_exceptions: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: connection green thread -> (since, method or None when idle, path)
+        self._state: dict[Any, tuple[float, str | None, str | None]] = {}
+        #: connection green thread -> its (cooperative, TLS-wrapped if TLS is on) socket
+        self.clients: dict[Any, Any] = {}
+        #: green thread -> the RequestTimeout thrown into it (told apart from the app's own)
+        self._expired: dict[Any, BaseException] = {}
+        self._acceptors: list[Any] = []
+        self._slots: Any = None
+        self._tls: Any = None
+        self.handler: Any = None
+        self._connection_class: Any = None
+        self._request_timeout: type[BaseException] = BaseException
+        self._current: Callable[[], Any] = _not_green_yet
+        self._greenlet_exit: type[BaseException] = SystemExit
+        self._main: Any = None  # the heartbeat's green thread
+        self._napping = False
+
+    # -- the library seam ------------------------------------------------------------
+
+    def _green_process(self) -> None:
+        """Make this freshly forked process cooperative: patch, or take a new hub."""
+        raise NotImplementedError
+
+    def _make_semaphore(self, value: int) -> Any:
+        raise NotImplementedError
+
+    def _spawn(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Start ``function(*args)`` in a new green thread; return the green thread."""
+        raise NotImplementedError
+
+    def _sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def _schedule(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function(*args)`` soon in the hub's own green thread."""
+        raise NotImplementedError
+
+    def _timeout_base(self) -> type[BaseException]:
+        """The library's ``Timeout`` class; ``RequestTimeout`` derives from it."""
+        raise NotImplementedError
+
+    def _new_timeout(self, seconds: float) -> BaseException:
+        """An unarmed ``RequestTimeout`` (the sweep throws it; no timer is started)."""
+        return self._request_timeout(seconds)
+
+    def _cooperative_listener(self, sock: Any) -> Any:
+        """A cooperative socket for the listener ``sock`` inherited from the master.
+        Connections it accepts must offer a cooperative ``sendfile`` (``cooperative_sendfile``)."""
+        raise NotImplementedError
+
+    # -- process set-up --------------------------------------------------------------
+
+    def init_process(self) -> None:
+        # Green first: signals, the heartbeat and above all the app must be set up on a
+        # cooperative process (gevent patches here unless the master already did).
+        self._green_process()
+        # greenlet comes with gevent and eventlet; the core does not depend on it.
+        from greenlet import GreenletExit, getcurrent
+
+        from forkhorn.wsgi.handler import DeadlineExceeded
+
+        self._current = getcurrent
+        self._greenlet_exit = GreenletExit
+        self._request_timeout = type(
+            "RequestTimeout",
+            (self._timeout_base(), DeadlineExceeded),
+            {"__doc__": "A request ran longer than the timeout setting.", "__module__": __name__},
+        )
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # After the app: the handler reads worker.wsgi; the TLS context is built on the
+        # already patched ``ssl``, so the sockets it wraps are cooperative.
+        from forkhorn.wsgi.handler import Connection, ConnectionHandler
+
+        self.handler = ConnectionHandler(self, multithread=True)
+        self._connection_class = Connection
+        self._tls = self._tls_context()
+
+    def _tls_context(self) -> Any:
+        if not self.cfg.certfile:
+            return None
+        import ssl  # patched by now
+
+        def default_factory() -> ssl.SSLContext:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(certfile=self.cfg.certfile, keyfile=self.cfg.keyfile)
+            return context
+
+        hook = self.app.plugin_manager.hook.forkhorn_ssl_context
+        context = hook(config=self.cfg, default_ssl_context_factory=default_factory)
+        return context if context is not None else default_factory()
+
+    # Signal handlers run in whatever green thread is current, possibly the hub, where
+    # blocking (the base handlers sleep, log, run hooks) is forbidden: run them apart.
+    def handle_exit(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+        self._schedule(self._wake_main)  # start the graceful stop now, not at the next beat
+
+    def handle_quit(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+        self._spawn(super().handle_quit, signum, frame)
+
+    def handle_abort(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+        self._spawn(super().handle_abort, signum, frame)
+
+    def handle_usr1(self, signum: int, frame: FrameType | None) -> None:
+        self._spawn(super().handle_usr1, signum, frame)
+
+    # -- the main green thread: heartbeat, clocks, stop ------------------------------
+
+    def heartbeat_interval(self) -> float:
+        """``timeout / 4``, at most 1 s (``timeout`` 0: no timeout, beat every second)."""
+        timeout = self.cfg.timeout
+        return max(0.05, min(timeout / 4.0, 1.0)) if timeout > 0 else 1.0
+
+    def run(self) -> None:
+        self._slots = self._make_semaphore(self.cfg.worker_connections)
+        for listener in self.sockets:
+            green_sock = self._cooperative_listener(listener.sock)
+            self._acceptors.append(self._spawn(self._accept_loop, green_sock, listener))
+        self._main = self._current()
+        interval = self.heartbeat_interval()
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                self.log.info("Parent changed, shutting down: %s", self)
+                self.alive = False
+                break
+            self._sweep(monotonic())
+            self._nap(interval)
+        self._stop_gracefully()
+
+    def _nap(self, seconds: float) -> None:
+        """The heartbeat's sleep; ``_wake_main`` cuts it short."""
+        self._napping = True
+        try:
+            self._sleep(seconds)
+        except _WakeUp:
+            pass
+        finally:
+            self._napping = False
+
+    def _wake_main(self) -> None:
+        # In the hub. Only a napping heartbeat is woken: anywhere else the exception
+        # would land in code that does not expect it.
+        if self._napping:
+            self._main.throw(_WakeUp())
+
+    def _sweep(self, now: float) -> None:
+        """Throw RequestTimeout into overdue requests, close connections idle too long."""
+        request_limit = self.cfg.timeout
+        idle_limit = self.cfg.keepalive if self.cfg.keepalive > 0 else request_limit
+        for green, (since, method, _path) in list(self._state.items()):
+            if green in self._expired:
+                continue
+            if method is None:
+                if now - since >= idle_limit:
+                    self._throw(green, self._greenlet_exit(), since)
+            elif request_limit > 0 and now - since >= request_limit:
+                self._throw(green, self._new_timeout(request_limit), since)
+
+    def _throw(self, green: Any, exc: BaseException, since: float | None = None) -> None:
+        """Throw ``exc`` into ``green`` from the hub, soon. With ``since``: only if the
+        connection is still in the state the sweep saw (not if a request began meanwhile)."""
+        self._expired[green] = exc
+        self._schedule(self._deliver, green, exc, since)
+
+    def _deliver(self, green: Any, exc: BaseException, since: float | None) -> None:
+        # In the hub. Throwing into a finished green thread would raise in the hub instead.
+        if green.dead or self._expired.get(green) is not exc:
+            return
+        if since is not None:
+            state = self._state.get(green)
+            if state is None or state[0] != since:
+                del self._expired[green]
+                return
+        green.throw(exc)
+
+    def _stop_gracefully(self) -> None:
+        for acceptor in self._acceptors:
+            self._throw(acceptor, self._greenlet_exit())
+        self._acceptors.clear()
+        deadline = monotonic() + self.cfg.graceful_timeout
+        while self._state and monotonic() < deadline:
+            self.notify()
+            for green, (since, method, _path) in list(self._state.items()):
+                if method is None and green not in self._expired:
+                    self._throw(green, self._greenlet_exit(), since)
+            self._sweep(monotonic())
+            self._nap(0.05)
+        for green in list(self._state):
+            self._throw(green, self._greenlet_exit())
+        if self._state:
+            self._sleep(0.01)  # let the killed green threads close their sockets
+
+    # -- acceptors and connections ---------------------------------------------------
+
+    def _accept_loop(self, green_sock: Any, listener: Any) -> None:
+        server_addr = listener.sock.getsockname()
+        accept = green_sock.accept
+        take_slot = self._slots.acquire
+        give_slot = self._slots.release
+        spawn = self._spawn
+        serve = self._serve_connection
+        while self.alive:
+            take_slot()
+            try:
+                client, addr = accept()
+            except OSError as exc:
+                give_slot()
+                if exc.errno in _TRANSIENT_ACCEPT_ERRNOS:
+                    continue
+                if exc.errno in _RESOURCE_ACCEPT_ERRNOS:
+                    self.log.error("accept() on %s failed: %s; retrying", listener, exc)
+                    self._sleep(0.5)
+                    continue
+                raise
+            except BaseException:
+                give_slot()
+                raise
+            spawn(serve, client, addr, server_addr)
+
+    def _serve_connection(self, client: Any, addr: Any, server_addr: Any) -> None:
+        green = self._current()
+        self._state[green] = (monotonic(), None, None)
+        try:
+            if self._tls is not None:
+                client = self._tls_handshake(green, client, addr)
+            self.clients[green] = client
+            self.handler.serve(self._connection_class(client, addr, server_addr))
+        except (SystemExit, KeyboardInterrupt):
+            raise  # the process is going down
+        except BaseException as exc:
+            if self._expired.get(green) is exc:
+                if isinstance(exc, self._request_timeout):
+                    self.log.info("Connection from %s timed out outside a request", addr)
+            elif not self._is_quiet(exc):
+                # the handler deals with the app's exceptions: this is the handler's own
+                # failure, or a BaseException the app let out (its own Timeout, say)
+                self.log.exception("Error handling connection from %s", addr)
+        finally:
+            del self._state[green]
+            self.clients.pop(green, None)
+            self._expired.pop(green, None)
+            try:
+                client.close()
+            except OSError:
+                pass
+            self._slots.release()
+
+    def _is_quiet(self, exc: BaseException) -> bool:
+        """A normal end: the client left, the stop closed it, or the subclass says so."""
+        if isinstance(exc, OSError):
+            return exc.errno in _CLIENT_GONE_ERRNOS
+        return isinstance(exc, (self._greenlet_exit, _HandshakeFailed, *self.quiet_exceptions))
+
+    def _tls_handshake(self, green: Any, client: Any, addr: Any) -> Any:
+        # Clocked as a request: a client stalling the handshake meets the timeout.
+        self._state[green] = (monotonic(), "TLS", "handshake")
+        tls_sock = self._tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls_sock.do_handshake()
+        except OSError as exc:  # ssl.SSLError included: a client problem, not ours
+            self.log.debug("TLS handshake with %s failed: %s", addr, exc)
+            raise _HandshakeFailed from None
+        self._state[green] = (monotonic(), None, None)
+        return tls_sock
+
+    # -- called by the connection handler, once per request ------------------------------
+
+    def request_started(self, method: str, path: str) -> None:
+        self._state[self._current()] = (monotonic(), method, path)
+
+    def request_finished(self) -> None:
+        self._state[self._current()] = (monotonic(), None, None)
+
+
+def cooperative_sendfile(
+    sock: Any, file: Any, offset: int, count: int | None, wait_writable: Callable[[int], None]
+) -> int:
+    """``socket.sendfile`` for a non-blocking socket: zero-copy ``os.sendfile``, waiting
+    cooperatively (``wait_writable(fd)``) whenever the socket buffer is full."""
+    sock_fd = sock.fileno()
+    file_fd = file.fileno()
+    total = 0
+    try:
+        while count is None or total < count:
+            block = _SENDFILE_BLOCK if count is None else min(count - total, _SENDFILE_BLOCK)
+            try:
+                sent = os.sendfile(sock_fd, file_fd, offset + total, block)
+            except BlockingIOError:
+                wait_writable(sock_fd)
+                continue
+            if sent == 0:
+                break  # end of file
+            total += sent
+    finally:
+        if total:
+            file.seek(offset + total)  # as socket.sendfile leaves it
+    return total
+
+
+class _HandshakeFailed(Exception):
+    """The TLS handshake failed (logged at debug level); the connection just closes."""
+
+
+class _WakeUp(BaseException):
+    """Thrown into the napping heartbeat to make it look at ``alive`` now."""
+
+
+def _not_green_yet() -> Any:
+    raise RuntimeError("the cooperative worker is not initialised (init_process) yet")

@@ -1,0 +1,468 @@
+"""The ``gthread`` worker: a pool of ``threads`` threads plus one selector thread.
+
+Theory of operation:
+- The main thread owns the selector: it accepts (up to ``worker_connections`` open
+  connections; at the cap it stops polling the listeners, so the kernel keeps new
+  connections queued for a sibling worker), parks idle keep-alive connections, and hands a
+  connection that turned readable to the pool through a ``SimpleQueue``.
+- Connections are registered ``EPOLLONESHOT`` (Linux): an event disarms the connection, so
+  exactly one thread owns it; the thread that served it re-arms it itself with one
+  ``epoll_ctl``, no round trip through the main thread. Elsewhere a portable selector is
+  used and the thread hands the connection back through a queue and the wake-up pipe.
+- A connection with pipelined bytes already buffered is served again at once by the same
+  thread (never parked: the selector would not see bytes that are already read).
+- Keep-alive: a parked connection idle for ``keepalive`` seconds is closed; ``keepalive = 0``
+  disables keep-alive; a new connection has ``timeout`` seconds to send its first request.
+- Per-request timeout (Gunicorn cannot do this): a request (from its dispatch, head read
+  included) running longer than ``timeout`` is logged with its method and path, its socket
+  is shut down (the client sees the end at once) and ``DeadlineExceeded`` is raised in its
+  thread with ``PyThreadState_SetAsyncExc``. Limits: the exception is delivered when the
+  thread next runs Python bytecode, so a thread blocked in C (a long ``time.sleep``, a
+  C extension) is freed only when that call returns, and an exception landing in cleanup
+  code can skip the app iterable's ``close()``.
+- Graceful stop (TERM): stop polling the listeners, close idle connections, let in-flight
+  requests finish within ``graceful_timeout`` (a connection is not reused once ``alive`` is
+  false), then stop the threads.
+
+Invariants: only the main thread closes parked connections and only the owning thread
+closes a busy one; parking, closing and the timeout kill take the connection's lock, so a
+connection is never closed twice nor re-armed after its close, and the async exception
+can only hit the thread while it still owns the connection it was aimed at.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import queue
+import select
+import selectors
+import socket
+import threading
+import time
+from typing import Any
+
+from forkhorn.workers.base import Worker
+from forkhorn.wsgi.handler import Connection, ConnectionHandler, DeadlineExceeded
+
+_RETRY_ACCEPT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_BURST = 64
+#: ready connections a pool thread takes per wait, and how long it may spend on them
+#: before handing the rest back to the other threads
+_BATCH = 4
+_BATCH_BUDGET = 0.002
+
+
+class ThreadConnection(Connection):
+    """A connection plus what the pool and the selector need to share it safely."""
+
+    __slots__ = ("busy", "closed", "expired", "lock", "since", "thread")
+
+    def __init__(self, sock: socket.socket, client_addr: Any, server_addr: Any) -> None:
+        super().__init__(sock, client_addr, server_addr)
+        self.lock = threading.Lock()
+        self.busy = False
+        self.closed = False
+        self.expired = False
+        #: busy: when the current request was dispatched; idle: since when it is idle
+        self.since = time.monotonic()
+        self.thread = 0
+
+
+class _EpollPoller:
+    """Linux: the pool threads wait on the epoll themselves (one event each, so the kernel
+    hands every ready connection to exactly one thread); one-shot registrations are
+    re-armed by the thread that served the connection. No hand-off through the main
+    thread: a keep-alive request costs one ``epoll_wait`` and one ``epoll_ctl``."""
+
+    ONESHOT = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
+    threads_poll = True
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._listener_flags = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
+
+    def add_listener(self, fd: int) -> None:
+        self._epoll.register(fd, self._listener_flags)
+
+    def remove(self, fd: int) -> None:
+        try:
+            self._epoll.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def add(self, conn: ThreadConnection) -> None:
+        self._epoll.register(conn.sock.fileno(), self.ONESHOT)
+
+    def rearm(self, conn: ThreadConnection) -> None:
+        """Called by a pool thread holding ``conn.lock``."""
+        self._epoll.modify(conn.sock.fileno(), self.ONESHOT)
+
+    def poll(self, timeout: float, most: int = -1) -> list[int]:
+        """Ready fds (connections or listeners), at most ``most``."""
+        return [fd for fd, _ in self._epoll.poll(timeout, most)]
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+class _SelectorPoller:
+    """Portable: only the main thread touches the selector and hands ready connections to
+    the pool through a queue; threads hand connections back through the wake-up pipe."""
+
+    threads_poll = False
+
+    def __init__(self, wakeup_fd: int, wakeup_write: int, conns: dict[int, Any]) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(wakeup_fd, selectors.EVENT_READ)
+        self._wakeup_write = wakeup_write
+        self._conns = conns
+        self._back: queue.SimpleQueue[ThreadConnection] = queue.SimpleQueue()
+
+    def add_listener(self, fd: int) -> None:
+        self._selector.register(fd, selectors.EVENT_READ)
+
+    def remove(self, fd: int) -> None:
+        try:
+            self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def add(self, conn: ThreadConnection) -> None:
+        self._selector.register(conn.sock.fileno(), selectors.EVENT_READ)
+
+    def rearm(self, conn: ThreadConnection) -> None:
+        self._back.put(conn)
+        try:
+            os.write(self._wakeup_write, b"r")
+        except OSError:
+            pass
+
+    def poll(self, timeout: float) -> list[int]:
+        fds = [key.fd for key, _ in self._selector.select(timeout)]
+        for fd in fds:
+            if fd in self._conns:
+                self._selector.unregister(fd)  # one-shot, like EPOLLONESHOT
+        return fds
+
+    def returned(self) -> None:
+        while True:
+            try:
+                conn = self._back.get_nowait()
+            except queue.Empty:
+                return
+            if not conn.closed:
+                self.add(conn)
+
+    def close(self) -> None:
+        self._selector.close()
+
+
+class ThreadWorker(Worker):
+    """Thread pool + selector; keep-alive, pipelining, a real per-request timeout."""
+
+    wsgi_multithread = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conns: dict[int, ThreadConnection] = {}
+        self._queue: queue.SimpleQueue[ThreadConnection | None] = queue.SimpleQueue()
+        self._count_lock = threading.Lock()
+        self._open = 0
+        self._accepting = False
+        self._poller: Any = None
+        self._tls: Any = None
+        self._listeners: dict[int, tuple[socket.socket, Any]] = {}
+        self._threads: list[threading.Thread] = []
+        self._running = True
+
+    # -- main thread -------------------------------------------------------------------
+
+    def run(self) -> None:
+        cfg = self.cfg
+        self.handler = ConnectionHandler(self, multithread=True)
+        # the app and the server are loaded: keep the collections requests trigger off them
+        gc.freeze()
+        self._tls = self._tls_context()
+        if hasattr(select, "epoll"):
+            self._poller = _EpollPoller()
+            thread_main = self._poll_main
+        else:
+            self._poller = _SelectorPoller(self.PIPE[0], self.PIPE[1], self._conns)
+            thread_main = self._queue_main
+        for listener in self.sockets:
+            listener.sock.setblocking(False)
+            self._listeners[listener.sock.fileno()] = (listener.sock, listener.sock.getsockname())
+        self._set_accepting(True)
+        for number in range(max(1, cfg.threads)):
+            thread = threading.Thread(target=thread_main, name=f"forkhorn-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        tick = self._tick()
+        next_sweep = time.monotonic() + tick
+        try:
+            while self.alive:
+                self.notify()
+                self._wait(tick)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + tick
+                    if self.ppid != os.getppid():
+                        self.log.info("Parent changed, shutting down: %s", self)
+                        break
+                    self._sweep(now)
+            self._stop_gracefully()
+        finally:
+            self._running = False
+            for _ in self._threads:
+                self._queue.put(None)
+            self._poller.close()
+
+    def _wait(self, timeout: float) -> None:
+        """The main thread's wait: signals (and, without epoll, ready connections)."""
+        if self._poller.threads_poll:
+            try:
+                select.select([self.PIPE[0]], [], [], timeout)
+            except OSError:
+                pass
+            self._drain_pipe()
+        else:
+            self._dispatch(self._poller.poll(timeout), time.monotonic())
+
+    def _drain_pipe(self) -> None:
+        try:
+            while os.read(self.PIPE[0], 4096):
+                pass
+        except OSError:
+            pass  # EAGAIN: empty
+
+    def _tick(self) -> float:
+        candidates = [1.0]
+        if self.cfg.timeout:
+            candidates.append(self.cfg.timeout / 4.0)
+        if self.cfg.keepalive:
+            candidates.append(self.cfg.keepalive / 2.0)
+        return max(0.05, min(candidates))
+
+    def _tls_context(self) -> Any:
+        if not getattr(self.cfg, "certfile", None):
+            return None
+        from forkhorn.workers.cooperative import CooperativeWorker
+
+        return CooperativeWorker._tls_context(self)  # type: ignore[arg-type]
+
+    def _dispatch(self, ready: list[int], now: float) -> None:
+        """Without epoll: hand ready connections to the pool, accept, take returns."""
+        conns = self._conns
+        put = self._queue.put
+        for fd in ready:
+            conn = conns.get(fd)
+            if conn is not None:
+                conn.busy = True
+                conn.since = now
+                put(conn)
+            elif fd in self._listeners:
+                self._accept(*self._listeners[fd])
+            elif fd == self.PIPE[0]:
+                self._drain_pipe()
+                self._poller.returned()
+
+    def _accept(self, sock: socket.socket, server: Any) -> None:
+        limit = self.cfg.worker_connections
+        for _ in range(_ACCEPT_BURST):
+            with self._count_lock:
+                if self._open >= limit:
+                    self._set_accepting(False)
+                    return
+                try:
+                    client, addr = sock.accept()
+                except BlockingIOError:
+                    return
+                except OSError as exc:
+                    if exc.errno in _RETRY_ACCEPT:
+                        continue
+                    if exc.errno in _OUT_OF_FDS:
+                        self.log.error("accept() failed: %s; pausing accepts", exc)
+                        return
+                    raise
+                self._open += 1
+            if self._tls is not None:
+                # the handshake itself happens in a pool thread, on the first read
+                client = self._tls.wrap_socket(client, server_side=True,
+                                               do_handshake_on_connect=False)  # fmt: skip
+            conn = ThreadConnection(client, addr, server)
+            self._conns[client.fileno()] = conn
+            self._poller.add(conn)
+
+    def _set_accepting(self, accepting: bool) -> None:
+        """Start or stop polling the listeners (caller holds ``_count_lock`` or is alone)."""
+        if accepting == self._accepting:
+            return
+        self._accepting = accepting
+        for fd in self._listeners:
+            if accepting:
+                self._poller.add_listener(fd)
+            else:
+                self._poller.remove(fd)
+
+    def _sweep(self, now: float) -> None:
+        """Close idle connections past their wait; end requests past ``timeout``."""
+        keepalive = self.cfg.keepalive
+        first_wait = self.cfg.timeout or 30
+        timeout = self.cfg.timeout
+        for conn in list(self._conns.values()):
+            if conn.busy:
+                if timeout and not conn.expired and now - conn.since > timeout:
+                    self._expire(conn)
+            elif now - conn.since > (keepalive if conn.requests else first_wait):
+                self._close_idle(conn)
+
+    def _close_idle(self, conn: ThreadConnection) -> None:
+        with conn.lock:
+            if conn.busy or conn.closed:
+                return
+            self._poller.remove(conn.sock.fileno())
+            self._close(conn)
+
+    def _expire(self, conn: ThreadConnection) -> None:
+        with conn.lock:
+            if not conn.busy or conn.closed:
+                return
+            conn.expired = True
+            req = conn.request
+            self.log.error("Request timed out after %ss, closing the connection: %s %s",
+                           self.cfg.timeout, req.method if req else "-",
+                           req.uri if req else "(reading the request)")  # fmt: skip
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            import ctypes  # only here: a timeout is rare
+
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(conn.thread), ctypes.py_object(DeadlineExceeded)
+            )
+
+    def _stop_gracefully(self) -> None:
+        with self._count_lock:
+            self._set_accepting(False)
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while True:
+            now = time.monotonic()
+            in_flight = False
+            for conn in list(self._conns.values()):
+                if not conn.busy:
+                    self._close_idle(conn)
+                elif not conn.expired:
+                    in_flight = True
+            # an expired request's thread may be stuck in C: its client is gone, do not wait
+            if not in_flight or now >= deadline:
+                break
+            self.notify()
+            self._wait(0.05)
+            if self.cfg.timeout:
+                self._sweep(now)
+
+    # -- pool threads ------------------------------------------------------------------
+
+    def _poll_main(self) -> None:
+        """A pool thread on epoll: take a few ready fds, serve them one after the other.
+
+        A small batch keeps fewer threads runnable at once (less GIL hand-over between
+        threads) while requests are fast; once a batch has run ``_BATCH_BUDGET`` seconds
+        (a slow request), its unserved connections are re-armed so idle threads take them.
+        """
+        poll = self._poller.poll
+        conns = self._conns
+        listeners = self._listeners
+        monotonic = time.monotonic
+        while self._running:
+            ready = poll(0.5, _BATCH)
+            started = monotonic()
+            for index, fd in enumerate(ready):
+                conn = conns.get(fd)
+                if conn is None:
+                    if fd in listeners and self.alive:
+                        self._accept(*listeners[fd])
+                    continue
+                now = monotonic()
+                if index and now - started > _BATCH_BUDGET:
+                    self._hand_back(conn)
+                    continue
+                with conn.lock:
+                    if conn.closed:
+                        continue
+                    conn.busy = True
+                    conn.since = now
+                self._run_connection(conn)
+
+    def _hand_back(self, conn: ThreadConnection) -> None:
+        """Re-arm a ready connection this thread will not serve soon: another takes it."""
+        with conn.lock:
+            if not conn.closed:
+                try:
+                    self._poller.rearm(conn)
+                except OSError:
+                    pass
+
+    def _queue_main(self) -> None:
+        """A pool thread fed by the main thread (no epoll)."""
+        get = self._queue.get
+        while True:
+            conn = get()
+            if conn is None:
+                return
+            self._run_connection(conn)
+
+    def _run_connection(self, conn: ThreadConnection) -> None:
+        try:
+            self._serve(conn)
+            _checkpoint()  # a timeout aimed at this connection lands here at the latest
+        except DeadlineExceeded:
+            self._finish(conn, keep=False)
+        except BaseException:
+            self.log.exception("Error handling connection from %s", conn.client)
+            self._finish(conn, keep=False)
+
+    def _serve(self, conn: ThreadConnection) -> None:
+        conn.thread = threading.get_ident()
+        serve_one = self.handler.serve_one
+        tls = self._tls is not None
+        while True:
+            keep = serve_one(conn) and self.alive
+            if keep and (conn.buf or (tls and conn.sock.pending())):  # type: ignore[attr-defined]
+                conn.since = time.monotonic()
+                continue
+            break
+        self._finish(conn, keep)
+
+    def _finish(self, conn: ThreadConnection, keep: bool) -> None:
+        with conn.lock:
+            if conn.closed:
+                return
+            if keep and not conn.expired:
+                conn.since = time.monotonic()
+                conn.busy = False
+                try:
+                    self._poller.rearm(conn)
+                    return
+                except OSError:
+                    pass
+            conn.busy = False
+            self._close(conn)
+
+    def _close(self, conn: ThreadConnection) -> None:
+        """Close ``conn`` (caller holds ``conn.lock``)."""
+        conn.closed = True
+        self._conns.pop(conn.sock.fileno(), None)  # before close: the fd number is reused
+        with self._count_lock:
+            self._open -= 1
+            if not self._accepting and self.alive:
+                self._set_accepting(self._open < self.cfg.worker_connections)
+        self.handler.close(conn)
+
+
+def _checkpoint() -> None:
+    """A Python-level call: a pending async exception is delivered at its entry."""

@@ -1,0 +1,387 @@
+"""The blocking connection handler every worker class shares: bytes in, WSGI app, bytes out.
+
+Strategy (the hot path): one ``recv`` of up to 64 KiB usually holds the whole request head;
+the sans-IO parser finds and parses it in one pass; the environ is a copy of a prebuilt
+base; the response head leaves with the first body chunk in one send. Per-request hooks,
+the access log and the worker's request bookkeeping are looked up once, here, so a request
+pays nothing for what is switched off.
+
+Invariants:
+- requests on a connection are answered strictly in order; bytes past a request stay in
+  ``Connection.buf`` for the next one (pipelining);
+- a parse error answers the error's status with a short body and ``Connection: close``, is
+  logged once (info, with the peer, no traceback), and the connection is closed gently
+  (write side shut, brief drain) so the answer is not lost to a TCP reset; an error
+  without a status closes silently;
+- an app exception is logged with its traceback; the client gets a 500 if the head was not
+  sent yet, else the connection is cut; a broken request body answers its own status;
+- the app iterable's ``close()`` is called exactly once whatever happens, client
+  disconnects, app errors and timeouts included;
+- a connection is reused only if the response was delimited, the request body was
+  consumed (or drained within ``DRAIN_LIMIT``) and the worker is still alive;
+- ``DeadlineExceeded`` (the workers' per-request timeout) is a ``BaseException`` so app
+  code catching ``Exception`` cannot swallow it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from http import HTTPStatus
+from typing import Any
+
+from forkhorn.http.body import body_decoder
+from forkhorn.http.errors import ForbiddenProxyRequest, HTTPError, NoMoreData
+from forkhorn.http.parser import ParserLimits, RequestParser
+from forkhorn.http.peers import PeerMatcher
+from forkhorn.http.proxy import parse_proxy_header
+from forkhorn.http.request import Request
+from forkhorn.plugins.manager import hook_or_none
+from forkhorn.wsgi.environ import EnvironBuilder
+from forkhorn.wsgi.input import EmptyInput, InputStream
+from forkhorn.wsgi.response import ClientDisconnected, FileWrapper, Response, ResponseContext
+
+RECV_SIZE = 65536
+#: unread request body discarded after a response to keep the connection; above: close
+DRAIN_LIMIT = 65536
+#: how long a gentle close waits for the peer to finish sending before the socket closes
+LINGER_SECONDS = 0.2
+_PROXY_V1 = b"PROXY "
+_PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+class DeadlineExceeded(BaseException):
+    """Raised inside a request that ran longer than ``timeout`` (by the worker)."""
+
+
+class Connection:
+    """One client connection: its socket, unconsumed bytes and per-connection state."""
+
+    __slots__ = (
+        "_trusted",
+        "buf",
+        "client",
+        "linger",
+        "parser",
+        "proxy",
+        "request",
+        "requests",
+        "server",
+        "sock",
+    )  # fmt: skip
+
+    def __init__(self, sock: socket.socket, client_addr: Any, server_addr: Any) -> None:
+        self.sock = sock
+        self.client = client_addr
+        self.server = server_addr
+        #: received bytes not consumed yet (the next request head, pipelined requests)
+        self.buf = b""
+        self.parser: RequestParser | None = None
+        #: the PROXY protocol header's ProxyInfo, if the connection began with one
+        self.proxy: Any = None
+        self.requests = 0
+        #: the request being served (for diagnostics such as a timeout report)
+        self.request: Request | None = None
+        #: close gently (shut write side, drain briefly): unread bytes may be in flight
+        self.linger = False
+        self._trusted: bool | None = None
+
+    @property
+    def has_buffered_data(self) -> bool:
+        """Pipelined bytes already read: serve again at once, do not wait in a selector."""
+        return bool(self.buf)
+
+    def is_trusted(self, peers: PeerMatcher) -> bool:
+        """Whether the socket peer is in ``peers`` (asked once per connection)."""
+        trusted = self._trusted
+        if trusted is None:
+            trusted = self._trusted = bool(peers.allows(self.client))
+        return trusted
+
+
+def _reason(status: int, exc: HTTPError) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return exc.reason or "Error"
+
+
+def _peer(conn: Connection) -> str:
+    client = conn.client
+    if isinstance(client, tuple):
+        return f"{client[0]}:{client[1]}"
+    return str(client or "unix socket peer")
+
+
+class ConnectionHandler:
+    """Serves connections for ``worker`` (built once per worker process)."""
+
+    def __init__(
+        self, worker: Any, *, keepalive: bool | None = None, multithread: bool | None = None
+    ) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.cfg = cfg
+        self.app = worker.wsgi
+        self.log = worker.log
+        self.limits = ParserLimits.from_config(cfg)
+        #: may connections carry more than one request (the sync worker says no)
+        self.keepalive = cfg.keepalive > 0 if keepalive is None else keepalive
+        self.timeout = cfg.timeout
+        self.ctx = ResponseContext(self.log, tls=bool(getattr(cfg, "certfile", None)))
+        #: peers trusted with forwarding headers (scheme, SCRIPT_NAME, ``_`` names)
+        self.forwarded_peers = PeerMatcher(list(cfg.forwarded_allow_ips or ()))
+        if multithread is None:
+            multithread = bool(getattr(worker, "wsgi_multithread", False))
+        self.environ = EnvironBuilder(
+            cfg,
+            forwarded_peers=self.forwarded_peers,
+            multithread=multithread,
+            file_wrapper=FileWrapper,
+        )
+        self.empty_input = EmptyInput()
+        self.access_enabled = bool(getattr(self.log, "access_enabled", False))
+        plugin_manager = getattr(getattr(worker, "app", None), "plugin_manager", None)
+        self._pre_request = self._post_request = None
+        if plugin_manager is not None:
+            self._pre_request = hook_or_none(plugin_manager, "forkhorn_pre_request")
+            self._post_request = hook_or_none(plugin_manager, "forkhorn_post_request")
+        # the base class may not have these (yet): look once, not per request
+        self._request_started = getattr(worker, "request_started", None)
+        self._request_finished = getattr(worker, "request_finished", None)
+        self._count_request = getattr(worker, "count_request", None)
+        mode = str(getattr(cfg, "proxy_protocol", "off")).lower()
+        self._proxy_mode = None if mode in ("off", "false") else mode
+        self._proxy_peers = PeerMatcher(list(getattr(cfg, "proxy_allow_ips", ()) or ()))
+
+    # -- connection level ---------------------------------------------------------------
+
+    def serve(self, conn: Connection) -> None:
+        """Serve requests on ``conn`` while it stays reusable and the worker alive; close it."""
+        try:
+            while self.serve_one(conn) and self.worker.alive:
+                pass
+        finally:
+            self.close(conn)
+
+    def close(self, conn: Connection) -> None:
+        """Close ``conn``; gently (see ``Connection.linger``) after an error or unread body."""
+        sock = conn.sock
+        if conn.linger:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+                end = time.monotonic() + LINGER_SECONDS
+                seen = 0
+                while seen < DRAIN_LIMIT:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    sock.settimeout(left)
+                    data = sock.recv(RECV_SIZE)
+                    if not data:
+                        break
+                    seen += len(data)
+            except OSError:
+                pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def serve_one(self, conn: Connection) -> bool:
+        """Read one request, run the app, write the response. True: the connection may be
+        reused for another request."""
+        try:
+            if self._proxy_mode is not None and not conn.requests:
+                self._read_proxy_header(conn)
+            req = self._read_head(conn)
+        except HTTPError as exc:
+            self._refuse(conn, exc)
+            return False
+        except OSError as exc:
+            self.log.debug("%s: connection error while reading a request: %s", _peer(conn), exc)
+            return False
+        if req is None:
+            return False
+        conn.requests += 1
+        conn.request = req
+        if self._request_started is not None:
+            self._request_started(req.method, req.path)
+        try:
+            return self._handle(conn, req)
+        finally:
+            conn.request = None
+            if self._request_finished is not None:
+                self._request_finished()
+            if self._count_request is not None:
+                self._count_request()
+
+    def _read_head(self, conn: Connection) -> Request | None:
+        parser = conn.parser
+        if parser is None:
+            trusted = conn.is_trusted(self.forwarded_peers)
+            parser = conn.parser = RequestParser(self.limits, trusted=trusted)
+        buf = conn.buf
+        recv = conn.sock.recv
+        while True:
+            if buf:
+                parsed = parser.parse_head(buf)
+                if parsed is not None:
+                    req, used = parsed
+                    conn.buf = buf[used:] if used < len(buf) else b""
+                    return req  # the parser resets itself after a request
+            data = recv(RECV_SIZE)
+            if not data:
+                conn.buf = b""
+                if buf:
+                    raise NoMoreData("peer closed the connection in the middle of a request head")
+                return None
+            buf = buf + data if buf else data
+
+    def _read_proxy_header(self, conn: Connection) -> None:
+        """Consume the PROXY protocol header a peer in ``proxy_allow_ips`` starts with
+        (required in modes v1/v2, optional in auto); refuse one from any other peer."""
+        allowed = self._proxy_peers.allows(conn.client)
+        buf = conn.buf
+        while True:
+            if allowed:
+                parsed = parse_proxy_header(buf, self._proxy_mode or "auto")
+                if parsed is not None:
+                    info, used = parsed
+                    conn.proxy = info if info.client_host is not None else None
+                    conn.buf = buf[used:]
+                    return
+            elif buf.startswith(_PROXY_V1) or buf.startswith(_PROXY_V2):
+                raise ForbiddenProxyRequest(f"PROXY header from {_peer(conn)}")
+            elif len(buf) >= len(_PROXY_V2) or not (
+                _PROXY_V1.startswith(buf[:6]) or _PROXY_V2.startswith(buf)
+            ):
+                conn.buf = buf
+                return  # an ordinary request from a peer that may not send PROXY
+            data = conn.sock.recv(RECV_SIZE)
+            if not data:
+                conn.buf = b""
+                raise NoMoreData("peer closed the connection in a PROXY header")
+            buf += data
+
+    def _refuse(self, conn: Connection, exc: HTTPError, req: Request | None = None) -> None:
+        """Answer a request the HTTP layer refused, then let the connection close."""
+        status = exc.status
+        if status is None:
+            self.log.debug("%s: %s", _peer(conn), exc.detail)
+            return
+        self.log.info("Invalid request from %s: %s", _peer(conn), exc.detail)
+        conn.linger = True
+        try:
+            conn.sock.sendall(self.ctx.error_response(status, _reason(status, exc)))
+        except OSError:
+            pass
+
+    # -- request level ------------------------------------------------------------------
+
+    def _input_for(self, conn: Connection, req: Request) -> Any:
+        if not req.chunked and not req.content_length:
+            return self.empty_input
+        decoder = body_decoder(req, self.limits)  # 413 before any body when CL says so
+        if decoder is None:
+            return self.empty_input
+        expect = req.expect_continue and req.version >= (1, 1)
+        return InputStream(conn, req.content_length, decoder if req.chunked else None, expect)
+
+    def _handle(self, conn: Connection, req: Request) -> bool:
+        try:
+            inp = self._input_for(conn, req)
+            environ = self.environ.build(req, conn, inp)
+        except HTTPError as exc:
+            self._refuse(conn, exc, req)
+            return False
+        worker = self.worker
+        resp = Response(self.ctx, conn.sock, req, self.keepalive and req.keep_alive
+                        and worker.alive, inp)  # fmt: skip
+        started = time.monotonic() if self.access_enabled else 0.0
+        try:
+            if self._pre_request is not None:
+                self._pre_request(worker=worker, req=req)
+            result = self.app(environ, resp.start_response)
+            kind = type(result)
+            try:
+                if kind is list or kind is tuple:
+                    if len(result) == 1 and type(result[0]) is bytes:
+                        body = result[0]
+                    else:
+                        body = b"".join(result)
+                    if resp.headers_sent:
+                        resp.write(body)
+                    else:
+                        resp.send_whole(body)
+                elif kind is not FileWrapper or not resp.send_file(result):
+                    write = resp.write
+                    for chunk in result:
+                        write(chunk)
+                resp.finish()
+            finally:
+                if kind is not list and kind is not tuple:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+        except ClientDisconnected as exc:
+            self.log.debug("%s: client went away during %s %s: %s", _peer(conn), req.method,
+                           req.path, exc)  # fmt: skip
+            return False
+        except DeadlineExceeded:
+            self._timed_out(conn, req, resp)
+            return False
+        except Exception as exc:
+            self._failed(conn, req, resp, inp, exc)
+            if self.access_enabled:
+                self._access(environ, resp, started)
+            return False
+        if self._post_request is not None:
+            self._post_request(worker=worker, req=req, environ=environ, resp=resp)
+        if self.access_enabled:
+            self._access(environ, resp, started)
+        if not inp.complete and (not resp.keep_alive or not inp.drain(DRAIN_LIMIT)):
+            conn.linger = True
+            return False
+        return resp.keep_alive
+
+    def _failed(self, conn: Connection, req: Request, resp: Response, inp: Any,
+                exc: Exception) -> None:  # fmt: skip
+        conn.linger = True
+        error = inp.error
+        if error is not None:
+            # the request body broke (client gone, bad chunk, too large): not the app's fault
+            status = error.status
+            if status is None:
+                self.log.debug("%s: %s", _peer(conn), error.detail)
+                return
+            self.log.info("Invalid request body from %s: %s", _peer(conn), error.detail)
+            reason = _reason(status, error)
+        else:
+            self.log.exception("Error handling request %s %s", req.method, req.uri)
+            status, reason = 500, "Internal Server Error"
+        if not resp.headers_sent:
+            resp.status = f"{status} {reason}"
+            resp.headers_sent = True
+            try:
+                conn.sock.sendall(self.ctx.error_response(status, reason))
+            except OSError:
+                pass
+
+    def _timed_out(self, conn: Connection, req: Request, resp: Response) -> None:
+        self.log.error("Request timed out after %ss: %s %s from %s", self.timeout, req.method,
+                       req.uri, _peer(conn))  # fmt: skip
+        if not resp.headers_sent:
+            resp.status = "504 Gateway Timeout"
+            resp.headers_sent = True
+            try:
+                conn.sock.sendall(self.ctx.error_response(504, "Gateway Timeout"))
+            except OSError:
+                pass
+
+    def _access(self, environ: dict[str, Any], resp: Response, started: float) -> None:
+        try:
+            self.log.access(environ, resp.status or "500 Internal Server Error", resp.headers,
+                            resp.sent, time.monotonic() - started)  # fmt: skip
+        except Exception:
+            self.log.exception("access log failed")

@@ -1,0 +1,168 @@
+"""The gthread worker in a real server: keep-alive, pipelining, the connection cap, a real
+per-request timeout, graceful stop."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from worker_servers import Server, start_server
+
+__all__ = ["start_server"]
+
+
+def body_of(data: bytes) -> list[bytes]:
+    return data.partition(b"\r\n\r\n")[2].split()
+
+
+def test_keep_alive_reuses_the_connection(start_server: Callable[..., Server]) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "2")
+    conn = server.connection()
+    ports = set()
+    for _ in range(3):
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        _pid, port, multithread = response.read().split()
+        assert response.getheader("Connection") is None
+        ports.add(port)
+    conn.close()
+    assert len(ports) == 1
+    assert multithread == b"True"
+    assert server.terminate() == 0
+
+
+def test_sync_class_with_threads_switches_to_gthread(start_server: Callable[..., Server]) -> None:
+    server = start_server("-w", "1", "--threads", "2")
+    assert body_of(b"\r\n\r\n" + server.get("/")[1])[2] == b"True"
+    server.terminate()
+
+
+def test_pipelined_requests_in_order(start_server: Callable[..., Server]) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "4")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\none"
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\ntwo"
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\nthree"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert data.index(b"one") < data.index(b"two") < data.index(b"three")
+    server.terminate()
+
+
+def test_idle_keep_alive_connections_are_closed(start_server: Callable[..., Server]) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--keep-alive", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert b"200 OK" in sock.recv(65536)
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # the server closed the idle connection
+        assert 0.5 < time.monotonic() - started < 4
+    server.terminate()
+
+
+def test_keep_alive_zero_disables_it(start_server: Callable[..., Server]) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--keep-alive", "0")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert b"\r\nConnection: close\r\n" in data
+    server.terminate()
+
+
+def test_worker_connections_cap(start_server: Callable[..., Server]) -> None:
+    server = start_server(
+        "-w", "1", "-k", "gthread", "--worker-connections", "2", "--keep-alive", "30"
+    )
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert b"200 OK" in sock.recv(65536)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as third:
+            third.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            third.settimeout(0.7)
+            try:
+                early = third.recv(65536)
+            except TimeoutError:
+                early = b""
+            assert early == b""  # left in the backlog while two connections are open
+            held.pop().close()
+            third.settimeout(5)
+            assert b"200 OK" in third.recv(65536)
+    finally:
+        for sock in held:
+            sock.close()
+    server.terminate()
+
+
+def test_request_timeout_ends_the_connection(start_server: Callable[..., Server]) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "2", "--timeout", "1")
+    pid = server.get("/")[1].split()[0]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=8) as sock:
+        sock.sendall(b"GET /sleep?30 HTTP/1.1\r\nHost: h\r\n\r\n")
+        started = time.monotonic()
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        assert data == b""
+        assert time.monotonic() - started < 4
+    assert server.get("/")[1].split()[0] == pid  # the worker itself lives on
+    assert "Request timed out after 1s, closing the connection: GET /sleep" in server.log()
+    server.terminate()
+
+
+def test_a_timed_out_thread_is_freed_when_it_returns_to_python(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "1", "--timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=8) as sock:
+        sock.sendall(b"GET /sleep?1.5 HTTP/1.1\r\nHost: h\r\n\r\n")
+        try:
+            assert sock.recv(65536) == b""
+        except ConnectionResetError:
+            pass
+    # the only thread was stuck in C (sleep); once back in Python it is free again
+    assert server.get("/", timeout=8)[0] == 200
+    server.terminate()
+
+
+def test_graceful_stop_finishes_in_flight_and_closes_idle(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--keep-alive", "30")
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert b"200 OK" in idle.recv(65536)
+    result: list[tuple[int, bytes]] = []
+    client = threading.Thread(target=lambda: result.append(server.get("/sleep?1", timeout=8)))
+    client.start()
+    time.sleep(0.3)
+    assert server.terminate(timeout=10) == 0
+    client.join(8)
+    assert result and result[0][0] == 200
+    assert idle.recv(65536) == b""
+    idle.close()
+
+
+def test_validator_wrapped_app_without_warnings(start_server: Callable[..., Server]) -> None:
+    server = start_server(
+        "-w", "1", "-k", "gthread", app="app:checked", python_flags=("-W", "error")
+    )
+    conn = server.connection()
+    for _ in range(2):
+        conn.request("POST", "/echo", body=b"payload")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"payload")
+    conn.close()
+    server.terminate()
+    log = server.log()
+    assert "Traceback" not in log and "Warning" not in log

@@ -1,0 +1,124 @@
+"""Real ``python -m forkhorn`` servers for the sync and gthread worker tests.
+
+Each server runs in its own session; teardown sends TERM, then KILLs the whole session if
+anything is left, so no test leaves a process behind. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+APP = """
+import os, time
+from wsgiref.validate import validator
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/sleep":
+        time.sleep(float(environ["QUERY_STRING"] or "0"))
+    if path == "/echo":
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    else:
+        body = "{} {} {}".format(
+            os.getpid(), environ["REMOTE_PORT"], environ["wsgi.multithread"]).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+checked = validator(app)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, tmp_path: Path, args: list[str], app: str = "app:app",
+                 python_flags: tuple[str, ...] = ()) -> None:  # fmt: skip
+        (tmp_path / "app.py").write_text(APP)
+        self.port = free_port()
+        self.log_path = tmp_path / "server.log"
+        self._log = self.log_path.open("wb")
+        env = dict(os.environ, PYTHONPATH=str(tmp_path), FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, *python_flags, "-m", "forkhorn", "-b", f"127.0.0.1:{self.port}",
+             "--chdir", str(tmp_path), *args, app],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log()}")
+            try:
+                status, _ = self.get("/")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready: {self.log()}")
+
+    def connection(self, timeout: float = 5) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
+        conn = self.connection(timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(*args: str, **kwargs: Any) -> Server:
+        server = Server(tmp_path, list(args), **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
