@@ -1,79 +1,316 @@
-"""Generate the reference pages from the code, where the code is the source of truth.
+"""Generate the parts of the site whose source of truth is the code. Run before ``mkdocs build``.
 
-``docs/reference/settings.md`` comes from the settings table (``forkhorn.config.settings``),
-``docs/reference/hooks.md`` from the hookspec docstrings. Run by ``nox -s docs`` before the
-site is built; the generated files are not committed.
+Writes (all git-ignored, see ``docs/.gitignore``):
+
+- ``docs/reference/settings.md``: every row of the settings table (``forkhorn.config.settings``),
+  grouped by section in the CLI's section order, with flags, environment variable and default;
+- ``docs/reference/hooks.md``: every hook of ``forkhorn.plugins.hookspec``, from its docstring;
+- ``docs/reference/exit-codes.md``: the exit-status constants of the CLI and the worker contract;
+- ``docs/_generated/*.md``: fragments the hand-written pages include with ``--8<--``
+  (the leniency switches, the Gunicorn-only settings);
+- ``docs/assets/generated/bench-latest.png``: the plot of the latest benchmark run.
+
+Invariant: a setting or hook without documentation, or an exit-status constant without a
+description here, stops the generation with an error (``tests/test_docs.py`` runs it too).
+Only the standard library and forkhorn are imported, so the docs build stays light.
 """
 
 from __future__ import annotations
 
 import inspect
+import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from forkhorn.config.settings import SETTINGS
+from forkhorn.config.setting import PARSER, SECTIONS, Setting
+from forkhorn.config.settings import GUNICORN_ONLY, SETTINGS
 from forkhorn.plugins import hookspec
 
-REFERENCE = Path(__file__).resolve().parent / "reference"
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+REFERENCE = DOCS / "reference"
+FRAGMENTS = DOCS / "_generated"
+ASSETS = DOCS / "assets" / "generated"
+BENCH_PLOT = ROOT / "bench" / "results" / "latest.png"
+
+#: the CLI's exit statuses and the master's, by the module constant that defines them
+EXIT_CODE_MODULES = ("forkhorn.__main__", "forkhorn.workers.base")
+EXIT_CODE_MEANINGS = {
+    "ENVIRONMENT_ERROR": (
+        "The environment is broken: a plugin or the chosen worker class failed to import, "
+        "two plugins claim one worker name, or the config file raised (its traceback is "
+        "shown). The master also exits 1 when start-up fails: a socket cannot be bound, "
+        "the pidfile names a running server, `on_starting` or `when_ready` raised, "
+        "`--reload` was combined with `--preload`."
+    ),
+    "USAGE_ERROR": (
+        "A usage error: an unknown option, a bad value for a setting (from any source: one "
+        "line naming the setting and what it accepts), an unknown worker name, no app given."
+    ),
+    "WORKER_BOOT_ERROR": (
+        "A worker failed before it finished booting (anything but loading the app). The "
+        "master stops with this status instead of forking new workers forever."
+    ),
+    "APP_LOAD_ERROR": (
+        "The WSGI app could not be loaded: in a worker (the master then stops with this "
+        'status: "App failed to load."), or in the master with `--check-config` or '
+        "`--preload`."
+    ),
+}
 
 
-def _default_text(value: object) -> str:
-    if value in (None, [], {}, ""):
-        return "(none)" if value is None else f"``{value!r}``"
-    return f"``{value!r}``"
+class UndocumentedError(Exception):
+    """Something the code defines has no documentation; the message says what."""
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def rst_to_md(text: str) -> str:
+    """The table's docs are written with reST literals (````x````); Markdown wants ```x```."""
+    return inspect.cleandoc(text).replace("``", "`")
+
+
+def anchor(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def default_text(setting: Setting) -> str:
+    value = setting.default
+    if setting.name == "bind":
+        return "`['127.0.0.1:8000']`"
+    if isinstance(value, str) and not value:
+        return "`''`"
+    return f"`{value!r}`"
+
+
+def flags_text(setting: Setting) -> str:
+    if not setting.flags:
+        return "config file only"
+    takes_value = setting.action not in ("store_true", "store_const")
+    meta = f" {setting.meta}" if setting.meta and takes_value else ""
+    if setting.nargs == "?":
+        meta = f" [{setting.meta}]"
+    return ", ".join(f"`{flag}{meta}`" for flag in setting.flags)
+
+
+def by_section(settings: Iterable[Setting]) -> dict[str, list[Setting]]:
+    grouped: dict[str, list[Setting]] = {section: [] for section in SECTIONS}
+    for setting in settings:
+        grouped.setdefault(setting.section, []).append(setting)
+    return {section: rows for section, rows in grouped.items() if rows}
+
+
+# --- settings --------------------------------------------------------------------------
 
 
 def settings_page() -> str:
+    missing = [s.name for s in SETTINGS if not s.doc.strip()]
+    if missing:
+        raise UndocumentedError(f"settings without a doc in the table: {', '.join(missing)}")
     lines = [
         "# Settings",
         "",
-        "Every setting, generated from the settings table. Set them in a config file",
-        "(`forkhorn.conf.py`, or `-c FILE`; Gunicorn's `gunicorn.conf.py` works unchanged), in",
-        "`FORKHORN_CMD_ARGS`, or on the command line; later sources win in that order.",
+        "Every setting forkhorn has, generated from the settings table",
+        "(`forkhorn/config/table/`). The names, flags and defaults are Gunicorn's; a",
+        "description ending in *forkhorn's* marks an addition. Set a setting in a config",
+        "file (`name = value`),",
+        "in `FORKHORN_CMD_ARGS` or on the command line; see",
+        "[Configuration](../guides/configuration.md) for which source wins.",
+        "",
+        "A setting marked *config file only* has no flag. Where an environment variable is",
+        "named, it replaces the default (and nothing else).",
         "",
     ]
-    sections: dict[str, list] = {}
-    for setting in SETTINGS:
-        sections.setdefault(setting.section, []).append(setting)
-    for section, settings in sections.items():
-        lines += [f"## {section}", ""]
-        for setting in settings:
-            lines += [f"### `{setting.name}`", ""]
-            if setting.flags:
-                flags = ", ".join(f"`{flag}`" for flag in setting.flags)
-                meta = f" {setting.meta}" if setting.meta and setting.action != "store_true" else ""
-                lines.append(f"**Command line:** {flags}{meta}  ")
-            else:
-                lines.append("**Command line:** (config file only)  ")
+    sections = by_section(SETTINGS)
+    for section, rows in sections.items():
+        lines += [f"## {section}", "", "| setting | command line | default |", "|---|---|---|"]
+        for setting in rows:
+            env = f" (env `{setting.env}`)" if setting.env else ""
+            lines.append(
+                f"| [`{setting.name}`](#{anchor(setting.name)}) | {cell(flags_text(setting))}"
+                f" | {cell(default_text(setting))}{env} |"
+            )
+        lines.append("")
+        for setting in rows:
+            lines += [f"### `{setting.name}` {{ #{anchor(setting.name)} }}", ""]
+            lines.append(f"- Command line: {flags_text(setting)}")
             if setting.env:
-                lines.append(f"**Environment:** `{setting.env}`  ")
-            lines.append(f"**Default:** {_default_text(setting.default).replace('``', '`')}")
-            lines += ["", inspect.cleandoc(setting.doc).replace("``", "`"), ""]
+                lines.append(f"- Environment: `{setting.env}`")
+            lines += [f"- Default: {default_text(setting)}", "", rst_to_md(setting.doc), ""]
+    lines += [
+        "## Gunicorn settings forkhorn ignores { #gunicorn-only }",
+        "",
+        "A config file may set these Gunicorn settings: forkhorn prints a warning naming",
+        "each and goes on (it does not implement HTTP/2, ASGI, the dirty arbiters, the control",
+        "socket or uWSGI). On the command line they are unknown options.",
+        "",
+        gunicorn_only_fragment(),
+        "",
+    ]
     return "\n".join(lines)
+
+
+def leniency_fragment() -> str:
+    """The HTTP parsing switches, as a table the migration guide includes."""
+    lines = ["| setting | flag | default | what it relaxes |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        if setting.section != PARSER:
+            continue
+        link = f"[`{setting.name}`](reference/settings.md#{anchor(setting.name)})"
+        lines.append(
+            f"| {link} | {cell(flags_text(setting))} | {cell(default_text(setting))}"
+            f" | {cell(rst_to_md(setting.doc))} |"
+        )
+    return "\n".join(lines)
+
+
+def gunicorn_only_fragment() -> str:
+    return ", ".join(f"`{name}`" for name in sorted(GUNICORN_ONLY))
+
+
+# --- hooks -----------------------------------------------------------------------------
+
+
+def hook_functions() -> list[tuple[str, Any]]:
+    """Every hook, in the order ``hookspec.py`` declares them (roughly a server's life)."""
+    return [
+        (name, function)
+        for name, function in vars(hookspec).items()
+        if name.startswith("forkhorn_") and inspect.isfunction(function)
+    ]
+
+
+def _call_form(name: str, function: Any) -> str:
+    return f"{name}({', '.join(inspect.signature(function).parameters)})"
 
 
 def hooks_page() -> str:
+    from forkhorn.config.hooks import hook_specs
+
+    config_hooks = hook_specs()
+    functions = hook_functions()
+    missing = [name for name, function in functions if not (function.__doc__ or "").strip()]
+    if missing:
+        raise UndocumentedError(f"hooks without a docstring in hookspec.py: {', '.join(missing)}")
     lines = [
         "# Hooks",
         "",
-        "Every hook, generated from `forkhorn/plugins/hookspec.py`. A plugin implements",
-        "`forkhorn_<name>` with `@hookimpl`; a config file defines a function `<name>` with the",
-        "same arguments, as in Gunicorn.",
+        "Every hook, generated from the docstrings of `forkhorn/plugins/hookspec.py`.",
+        "",
+        "- A **plugin** implements `forkhorn_<name>` with `@hookimpl`",
+        "  (`from forkhorn.plugins.hookspec import hookimpl`). Hooks are called with keyword",
+        "  arguments, so an implementation may take any subset of them, by name.",
+        "- A **config file** (`gunicorn.conf.py` included) defines a plain function `<name>`",
+        "  taking the arguments positionally, as in Gunicorn; any parameter names work. Its",
+        "  arity is checked when the file loads.",
+        "",
+        "| hook | config-file function | summary |",
+        "|---|---|---|",
+    ]
+    for name, function in functions:
+        short = name.removeprefix("forkhorn_")
+        config_form = (
+            f"`{_call_form(short, function)}`" if short in config_hooks else "(plugins only)"
+        )
+        summary = rst_to_md(function.__doc__).split("\n\n")[0].replace("\n", " ")
+        lines.append(f"| [`{name}`](#{anchor(name)}) | {config_form} | {cell(summary)} |")
+    lines.append("")
+    for name, function in functions:
+        short = name.removeprefix("forkhorn_")
+        marker = "@hookimpl" if not _firstresult(function) else "@hookimpl  # firstresult hook"
+        lines += [f"## `{name}` {{ #{anchor(name)} }}", "", "```python", marker]
+        lines.append(f"def {_call_form(name, function)}: ...")
+        if short in config_hooks:
+            lines += ["", "# in a config file", f"def {_call_form(short, function)}: ..."]
+        lines += ["```", "", rst_to_md(function.__doc__), ""]
+    return "\n".join(lines)
+
+
+def _firstresult(function: Any) -> bool:
+    options = getattr(function, "forkhorn_spec", None) or {}
+    return bool(options.get("firstresult"))
+
+
+# --- exit codes ------------------------------------------------------------------------
+
+
+def exit_codes() -> list[tuple[int, str, str]]:
+    """(status, constant, module) for every ``*_ERROR`` int constant of the modules."""
+    import importlib
+
+    found: dict[tuple[int, str], list[str]] = {}
+    for module_name in EXIT_CODE_MODULES:
+        module = importlib.import_module(module_name)
+        for attr, value in vars(module).items():
+            if attr.endswith("_ERROR") and isinstance(value, int) and not isinstance(value, bool):
+                found.setdefault((value, attr), []).append(module_name)
+    undescribed = sorted({attr for _, attr in found} - set(EXIT_CODE_MEANINGS))
+    if undescribed:
+        raise UndocumentedError(
+            f"exit-status constants without a description in docs/gen_reference.py: "
+            f"{', '.join(undescribed)}"
+        )
+    return [(value, attr, ", ".join(modules)) for (value, attr), modules in sorted(found.items())]
+
+
+def exit_codes_page() -> str:
+    lines = [
+        "# Exit codes",
+        "",
+        "The exit status of `forkhorn` (the master process), generated from the constants",
+        "of `forkhorn/__main__.py` and `forkhorn/workers/base.py`. They are Gunicorn's: a",
+        "supervisor that knew Gunicorn's codes reads forkhorn's the same way.",
+        "",
+        "| status | constant | meaning |",
+        "|---:|---|---|",
+        "| 0 | | A clean stop (TERM, INT, QUIT), or `--check-config`, `--print-config`,"
+        " `--list-workers`, `--help`, `--version` that found nothing wrong. |",
+    ]
+    for value, attr, modules in exit_codes():
+        lines.append(f"| {value} | `{attr}` (`{modules}`) | {cell(EXIT_CODE_MEANINGS[attr])} |")
+    lines += [
+        "",
+        "A worker that exits with 3 or 4 makes the master stop with the same status: a",
+        "broken deployment halts with a clear message instead of forking in a loop. A worker",
+        "killed by a signal (or by the master after `timeout`) is replaced and logged; it does",
+        "not change the master's status.",
         "",
     ]
-    for name, function in inspect.getmembers(hookspec, inspect.isfunction):
-        if not name.startswith("forkhorn_"):
-            continue
-        signature = str(inspect.signature(function)).replace("'", "")
-        lines += [f"## `{name}`", "", f"```python\n{name}{signature}\n```", ""]
-        lines += [inspect.cleandoc(function.__doc__ or ""), ""]
     return "\n".join(lines)
+
+
+# --- the latest benchmark ------------------------------------------------------------
+
+
+def copy_bench_plot() -> None:
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    target = ASSETS / "bench-latest.png"
+    if BENCH_PLOT.exists():
+        shutil.copyfile(BENCH_PLOT, target)
+    else:
+        raise UndocumentedError(f"{BENCH_PLOT} is missing: run `nox -s bench` first")
 
 
 def main() -> int:
     REFERENCE.mkdir(exist_ok=True)
-    (REFERENCE / "settings.md").write_text(settings_page())
-    (REFERENCE / "hooks.md").write_text(hooks_page())
+    FRAGMENTS.mkdir(exist_ok=True)
+    try:
+        (REFERENCE / "settings.md").write_text(settings_page())
+        (REFERENCE / "hooks.md").write_text(hooks_page())
+        (REFERENCE / "exit-codes.md").write_text(exit_codes_page())
+        (FRAGMENTS / "leniency.md").write_text(leniency_fragment() + "\n")
+        (FRAGMENTS / "gunicorn-only.md").write_text(gunicorn_only_fragment() + "\n")
+        copy_bench_plot()
+    except UndocumentedError as exc:
+        print(f"gen_reference: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
