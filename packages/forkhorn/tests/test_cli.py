@@ -201,6 +201,7 @@ def test_two_plugins_claiming_one_name(project: Path) -> None:
         (["--log-level", "loud"], {}, None, "debug, info, warning, error, critical"),
         (["--chdir", "/no/such/dir"], {}, None, "existing directory"),
         (["-c", "missing.conf.py"], {}, None, "does not exist"),
+        (["--keyfile", "key.pem"], {}, None, "a keyfile needs a certfile"),
     ],
 )
 def test_bad_values_are_one_line_and_exit_2(

@@ -157,7 +157,8 @@ GUNICORN_DEFAULTS = {
     "errorlog": "-",
     "accesslog": None,
     "proxy_protocol": "off",
-    "forwarded_allow_ips": ["127.0.0.1", "::1"],
+    # Gunicorn trusts unix-socket peers without listing them; forkhorn lists them as "unix"
+    "forwarded_allow_ips": ["127.0.0.1", "::1", "unix"],
     "header_map": "drop",
     "forwarder_headers": ["SCRIPT_NAME", "PATH_INFO"],
     "syslog_addr": "udp://localhost:514",

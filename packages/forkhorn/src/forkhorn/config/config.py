@@ -88,7 +88,15 @@ class Config:
 
     @property
     def is_ssl(self) -> bool:
-        return bool(self._values["certfile"] or self._values["keyfile"])
+        return bool(self._values["certfile"])
+
+    def check(self) -> None:
+        """Rules that span settings, checked once every source is in."""
+        if self._values["keyfile"] and not self._values["certfile"]:
+            raise ConfigError(
+                f"invalid value for keyfile (from {self._sources['keyfile']}): a keyfile needs "
+                "a certfile; TLS is on only when certfile is set"
+            )
 
     @property
     def ssl_options(self) -> dict[str, Any]:

@@ -157,4 +157,5 @@ def load_config(
     for source, values in overrides:
         for name, value in values.items():
             cfg.set(name, value, source=source)
+    cfg.check()
     return loaded

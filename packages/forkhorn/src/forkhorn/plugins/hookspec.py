@@ -153,8 +153,7 @@ def forkhorn_on_exit(server: Any) -> None:
 def forkhorn_ssl_context(config: Any, default_ssl_context_factory: Any) -> Any:
     """Return the ``ssl.SSLContext`` to serve TLS with (``firstresult``).
 
-    Process: each worker (and the master when preloading), once, when TLS is on
-    (``certfile``/``keyfile`` set). The first non-None result is used; return None to
+    Process: each worker, once, when it starts serving with TLS on (``certfile`` set). The first non-None result is used; return None to
     leave the decision to the next implementation or the default.
     ``default_ssl_context_factory()`` builds the context from the TLS settings, so an
     implementation can adjust it: ``ctx = default_ssl_context_factory(); ...; return ctx``.

@@ -78,9 +78,11 @@ default refuses them with 400). forkhorn's.""",
     ),
     # --- Trusted proxies -------------------------------------------------------------
     Setting(
-        "forwarded_allow_ips", SECURITY, "127.0.0.1,::1", v.peer_list,
-        """Peers (IPs, CIDR networks, ``*``) trusted to set secure-scheme and forwarding
-headers. Defaults to ``$FORWARDED_ALLOW_IPS`` when set.""",
+        "forwarded_allow_ips", SECURITY, "127.0.0.1,::1,unix", v.peer_list,
+        """Peers (IPs, CIDR networks, ``*``, and ``unix`` for peers on a unix socket) trusted
+to set secure-scheme and forwarding headers. Defaults to ``$FORWARDED_ALLOW_IPS`` when set.
+Like Gunicorn, the default trusts unix-socket peers (a local proxy such as nginx); drop
+``unix`` from the list to stop trusting them.""",
         flags=("--forwarded-allow-ips",), meta="STRING", env="FORWARDED_ALLOW_IPS",
     ),
     Setting(
@@ -103,8 +105,9 @@ comma-separated.""",
         flags=("--proxy-protocol",), meta="MODE", nargs="?", const="auto",
     ),
     Setting(
-        "proxy_allow_ips", SECURITY, "127.0.0.1,::1", v.peer_list,
-        "Peers (IPs, CIDR networks, ``*``) allowed to send a PROXY protocol header.",
+        "proxy_allow_ips", SECURITY, "127.0.0.1,::1,unix", v.peer_list,
+        """Peers (IPs, CIDR networks, ``*``, ``unix``) allowed to send a PROXY protocol
+header. Like Gunicorn, unix-socket peers are allowed by default.""",
         flags=("--proxy-allow-from",), meta="STRING",
     ),
     # --- SSL -------------------------------------------------------------------------
