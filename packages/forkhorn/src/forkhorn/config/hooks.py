@@ -144,13 +144,22 @@ def _truncating(function: Callable[..., Any], count: int) -> Callable[..., Any]:
 def _with_spec_signature(
     function: Callable[..., Any], signature: inspect.Signature
 ) -> Callable[..., Any]:
-    # pluggy reads the parameter names from the signature and passes them positionally in
-    # that order; the user's own parameter names do not matter.
-    def call(*args: Any) -> Any:
-        return function(*args)
+    """A real function whose parameters are the hookspec's names, calling ``function``.
 
-    call.__signature__ = signature  # type: ignore[attr-defined]
+    pluggy matches an implementation's parameter names against the spec (and, from 1.7 on,
+    reads them from the code object itself), so the wrapper must be a genuine function with
+    those parameters; the user's own names do not matter. The names come from our hookspec,
+    never from user input, so generating the function's source is safe.
+    """
+    names = list(signature.parameters)
+    for name in names:
+        if not name.isidentifier():
+            raise ValueError(f"hookspec parameter {name!r} is not an identifier")
+    arguments = ", ".join(names)
+    namespace: dict[str, Any] = {"_user_hook": function}
+    exec(f"def call({arguments}):\n    return _user_hook({arguments})\n", namespace)
+    call = namespace["call"]
     call.__name__ = getattr(function, "__name__", "hook")
     call.__qualname__ = getattr(function, "__qualname__", call.__name__)
-    call.__wrapped_hook__ = function  # type: ignore[attr-defined]
+    call.__wrapped_hook__ = function
     return call
