@@ -19,7 +19,15 @@ CORE = "packages/forkhorn"
 GEVENT = "packages/forkhorn-gevent"
 EVENTLET = "packages/forkhorn-eventlet"
 EXAMPLE_PLUGIN = "examples/forkhorn-example-worker"
-TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.100", "requests>=2.31"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-timeout>=2.2",
+    "hypothesis>=6.100",
+    "requests>=2.31",
+    "prometheus_client>=0.20",  # only to parse our /metrics output in the tests
+    "pyyaml>=6",  # only to check the Kubernetes manifest in docs/deploy
+]
+DEPLOY_TESTS = f"{CORE}/tests/deploy"
 
 nox.options.sessions = [
     "lint",
@@ -33,6 +41,12 @@ nox.options.sessions = [
 nox.options.error_on_missing_interpreters = True
 
 
+def _install_proxies(session: nox.Session) -> None:
+    """nginx, HAProxy, curl and openssl from Debian for the deployment tests (root in CI);
+    without root the install fails and those tests skip, saying why."""
+    session.run("bash", "ci/install-proxies.sh", external=True, success_codes=[0, 1])
+
+
 def _pytest(session: nox.Session, *paths: str) -> None:
     session.run(
         "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-ra", *paths, *session.posargs
@@ -43,21 +57,28 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def tests_core(session: nox.Session) -> None:
     """The core package alone: no plugin distribution installed, plugin autoload off."""
     session.install("-e", CORE, *TEST_DEPS)
-    _pytest(session, f"{CORE}/tests")
+    _install_proxies(session)
+    _pytest(session, f"{CORE}/tests", "bench/test_harness.py")
 
 
 @nox.session(name="tests-gevent")
 def tests_gevent(session: nox.Session) -> None:
     """forkhorn-gevent beside the core, in a venv of its own."""
     session.install("-e", CORE, "-e", GEVENT, *TEST_DEPS)
+    _install_proxies(session)
     _pytest(session, f"{GEVENT}/tests")
+    session.env["FORKHORN_DEPLOY_WORKERS"] = "gevent"
+    _pytest(session, DEPLOY_TESTS)
 
 
 @nox.session(name="tests-eventlet")
 def tests_eventlet(session: nox.Session) -> None:
     """forkhorn-eventlet beside the core, in a venv of its own (never beside gevent)."""
     session.install("-e", CORE, "-e", EVENTLET, *TEST_DEPS)
+    _install_proxies(session)
     _pytest(session, f"{EVENTLET}/tests")
+    session.env["FORKHORN_DEPLOY_WORKERS"] = "eventlet"
+    _pytest(session, DEPLOY_TESTS)
 
 
 @nox.session
