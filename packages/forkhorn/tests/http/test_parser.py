@@ -66,7 +66,7 @@ def refuse(raw: bytes, **settings: Any) -> HTTPError | None:
 
 
 def vars_of(request: Request) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in Request.__slots__}
+    return {name: getattr(request, name) for name in Request.FIELDS}
 
 
 # -- request line ----------------------------------------------------------------------

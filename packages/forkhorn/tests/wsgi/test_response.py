@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import pytest
+from forkhorn.http.errors import error_response
 from forkhorn.http.request import Request
 from forkhorn.wsgi.input import EmptyInput
 from forkhorn.wsgi.response import (
@@ -28,9 +29,19 @@ class CaptureSocket:
             raise BrokenPipeError("peer gone")
         self.sends.append(bytes(data))
 
-    def sendmsg(self, parts: list[bytes]) -> int:
+    def send(self, data: bytes, flags: int = 0) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def sendmsg(self, parts: list[bytes], ancillary: Any = (), flags: int = 0) -> int:
         self.sendall(b"".join(parts))
         return sum(len(p) for p in parts)
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
 
     @property
     def data(self) -> bytes:
@@ -307,8 +318,12 @@ def test_file_wrapper_iterates_blocks(tmp_path: Any) -> None:
 
 
 def test_error_response_is_complete_and_closes() -> None:
-    data = ResponseContext(RecordingLog(), tls=False).error_response(431, "Too Large")
+    ctx = ResponseContext(RecordingLog(), tls=False)
+    data = error_response(431, headers=ctx.server_header + ctx.date_header())
+    assert data is not None
     lines, body = head_and_body(data)
-    assert lines[0] == b"HTTP/1.1 431 Too Large"
+    assert lines[0] == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert b"Server: forkhorn" in lines
+    assert any(line.startswith(b"Date: ") for line in lines)
     assert b"Connection: close" in lines
     assert b"Content-Length: %d" % len(body) in lines

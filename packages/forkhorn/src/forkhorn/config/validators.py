@@ -349,3 +349,37 @@ def ssl_version(value: Any) -> int | str:
         text = value.strip()
         return int(text) if text.isdigit() else text
     raise ValueError(f"expected a protocol name such as TLS or its number, got {value!r}")
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_MIN_MEMORY = 1024 * 1024  # a smaller non-zero limit is surely a unit mistake
+
+
+def memory_size(value: Any) -> int:
+    """A memory size in bytes: an integer (bytes) or ``512M``, ``1.5G``, ``800MiB``, ``64MB``
+    (K/M/G/T are powers of 1024); 0, ``off`` or None: no limit. A non-zero size under 1 MiB
+    is refused (``512`` is bytes: write ``512M``)."""
+    if value is None or value is False:
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 512M, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if text in ("", "0", "off", "none", "false"):
+            return 0
+        unit = text.rstrip("ib").rstrip("b") if text.endswith("b") else text
+        number, suffix = (unit[:-1], unit[-1]) if unit[-1:] in _SIZE_UNITS else (unit, "")
+        try:
+            amount = float(number) if "." in number else int(number, 10)
+        except ValueError:
+            raise ValueError(f"expected a size such as 512M or 2G, got {value!r}") from None
+        size = int(amount * _SIZE_UNITS[suffix])
+    else:
+        raise ValueError(f"expected a size such as 512M, got {value!r}")
+    if size < 0:
+        raise ValueError(f"expected a size >= 0, got {value!r}")
+    if 0 < size < _MIN_MEMORY:
+        raise ValueError(f"{value!r} is under 1 MiB (a number alone is bytes): write e.g. 512M")
+    return size

@@ -120,16 +120,59 @@ class RequestTimeout(HTTPError):
     reason = "Request Timeout"
 
 
-def error_response(error: HTTPError) -> bytes | None:
-    """The bytes to answer ``error`` with (short text body, ``Connection: close``), or None
-    when the connection should just be closed. The body never echoes client input."""
-    if error.status is None:
-        return None
-    body = f"{error.status} {error.reason}\n".encode("ascii")
-    head = (
-        f"HTTP/1.1 {error.status} {error.reason}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
+def status_reason(status: int, error: HTTPError | None = None) -> str:
+    """The reason phrase for ``status``: the error class's own when it is that class's
+    status, else the standard phrase (RFC 9110), else the error's or ``Error``."""
+    if error is not None and type(error).status == status and error.reason:
+        return error.reason
+    reason = _REASONS.get(status)
+    if reason is None:
+        from http import HTTPStatus  # rare: a status this module does not list
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = (error.reason if error is not None else "") or "Error"
+    return reason
+
+
+#: the statuses the server itself answers with (others are looked up in ``http.HTTPStatus``)
+_REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+
+def error_response(error: HTTPError | int, *, headers: bytes = b"") -> bytes | None:
+    """The one builder of the server's own error responses (refused requests, app
+    failures, timeouts): a complete HTTP/1.1 response with a short text body and
+    ``Connection: close``, or None when the connection should just be closed (an error
+    without a status). ``headers``: extra serialised header lines (``Server``, ``Date``).
+    The body never echoes client input."""
+    if isinstance(error, HTTPError):
+        status = error.status
+        if status is None:
+            return None
+        reason = status_reason(status, error)
+    else:
+        status, reason = error, status_reason(error)
+    body = f"{status} {reason}\n".encode("latin-1")
+    return b"".join(
+        (
+            f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1"),
+            headers,
+            b"Connection: close\r\n",
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Length: %d\r\n\r\n" % len(body),
+            body,
+        )
     )
-    return head.encode("ascii") + body

@@ -6,9 +6,11 @@ for the end of the head with one ``find(b"\\r\\n\\r\\n")`` starting 3 bytes befo
 the previous call stopped, so feeding byte by byte costs O(n) overall.
 
 - Complete head (the hot path): decode it as latin-1 once, match the request line with one
-  regex, split all field lines with one ``findall`` (``fields.fast_field_lines``), then one
-  loop over the fields for the framing headers. Anything unusual falls back to the careful
-  line-by-line path, which is also where every error is decided.
+  regex, split all field lines with one ``findall`` (``fields.fast_field_lines``), index
+  them in one dict and look up the few headers that matter. Anything unusual (repeated
+  names, Transfer-Encoding, ``_`` in a name, an invalid line) falls back to the careful
+  path, which is also where every error is decided. A parser that never saw an
+  incomplete head has no state to reset.
 - Incomplete head: every line completed so far is validated at once (the request line
   fully, field lines one by one) and the unfinished line is checked against its size limit
   and, for the request line, the method prefix. So garbage is refused as early as it can be
@@ -37,6 +39,7 @@ Strictness (RFC 9112/9110), each leniency a named setting in ``ParserLimits``:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +77,7 @@ _FAST_LINE_RE = re.compile(
 )
 _CONTENT_LENGTH_RE = re.compile(f"[0-9]{{1,{MAX_CONTENT_LENGTH_DIGITS}}}")
 _INF = 1 << 62
+_VALID_HOSTS_MAX = 256
 #: codings we know (and pass through undecoded); anything else in Transfer-Encoding is 501
 _KNOWN_CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate", "compress", "x-compress"})
 #: headers the framing loop looks at; every other name goes straight to the list
@@ -118,6 +122,11 @@ class ParserLimits:
     forwarder_headers: frozenset[str] = frozenset()
     max_chunk_extensions: int = MAX_CHUNK_EXTENSIONS
     method_prefix_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    #: Host values found valid (bounded; shared by the parsers of a worker: clients send
+    #: the same few hosts, and a sync worker makes a parser per connection)
+    valid_hosts: dict[str, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         chars = fl.TCHAR if self.permit_unconventional_http_method else _CONVENTIONAL_METHOD_CHARS
@@ -151,25 +160,22 @@ class ParserLimits:
 
 class RequestParser:
     """One per connection. ``trusted``: the peer is in ``forwarded_allow_ips`` (its
-    ``forwarder_headers`` may carry ``_``). State is reset after each returned request."""
+    ``forwarder_headers`` may carry ``_``); a callable is asked only when a name with
+    ``_`` shows up. State is reset after each returned request.
 
-    __slots__ = (
-        "_fields",
-        "_line",
-        "_scanned",
-        "_searched",
-        "_size",
-        "_valid_host",
-        "limits",
-        "trusted",
-    )  # fmt: skip
+    Class-level defaults for the scan state: a new parser stores two attributes."""
 
-    def __init__(self, limits: ParserLimits, *, trusted: bool = False) -> None:
+    _searched = 0  # bytes of buf already searched for the end of the head
+    _line: RequestLine | None = None  # request line, once complete and valid
+    _scanned = 0  # offset of the first field line not validated yet
+    _fields = 0  # field lines validated so far
+    _size = 0  # size of the current field so far (obs-fold continuation)
+    #: the last Host value found valid on this connection (clients repeat it)
+    _valid_host: str | None = None
+
+    def __init__(self, limits: ParserLimits, *, trusted: bool | Callable[[], bool] = False) -> None:
         self.limits = limits
         self.trusted = trusted
-        #: the last Host value found valid on this connection (clients repeat it)
-        self._valid_host: str | None = None
-        self.reset()
 
     def reset(self) -> None:
         self._searched = 0  # bytes of buf already searched for the end of the head
@@ -179,12 +185,9 @@ class RequestParser:
         self._size = 0  # size of the current field so far (obs-fold continuation)
 
     def parse_head(self, buf: bytes | bytearray) -> tuple[Request, int] | None:
-        start = 0
-        while buf.startswith(b"\r\n", start):
-            start += 2
-        if start > self.limits.max_line:
-            raise LimitRequestLine("too many empty lines before the request line")
-        end = buf.find(b"\r\n\r\n", max(start, self._searched - 3))
+        start = self._skip_empty_lines(buf) if buf.startswith(b"\r\n") else 0
+        searched = self._searched
+        end = buf.find(b"\r\n\r\n", searched - 3 if searched - 3 > start else start)
         if end < 0:
             self._searched = len(buf)
             self._check_partial(buf, start)
@@ -193,21 +196,31 @@ class RequestParser:
         line_end = text.find("\r\n")
         request_line = self._line or self._parse_request_line(text[:line_end])
         hstart, hend = line_end + 2, len(text) - 2
-        names: list[str] = []
-        values: list[str] = []
+        headers: list[tuple[str, str]] = []
         if hend > hstart:
+            limits = self.limits
             fields = None
-            if hend - hstart <= self.limits.max_field_size:
+            if hend - hstart <= limits.max_field_size:
                 fields = fl.fast_field_lines(text, hstart, hend)
-                if fields is not None and len(fields[0]) > self.limits.max_fields:
+                if fields is not None and len(fields) > limits.max_fields:
                     fields = None  # the careful path raises the right error
             if fields is None:
-                pairs = fl.parse_field_lines(text, hstart, hend, self.limits)
-                fields = [name.upper() for name, _ in pairs], [value for _, value in pairs]
-            names, values = fields
-        request = self._build(request_line, names, values)
-        self.reset()
+                pairs = fl.parse_field_lines(text, hstart, hend, limits)
+                fields = [(name.upper(), value) for name, value in pairs]
+            headers = fields
+        request = self._build(request_line, headers)
+        if searched:
+            self.reset()
         return request, end + 4
+
+    def _skip_empty_lines(self, buf: bytes | bytearray) -> int:
+        """RFC 9112 2.2: empty lines before the request line are skipped (up to a limit)."""
+        start = 0
+        while buf.startswith(b"\r\n", start):
+            start += 2
+        if start > self.limits.max_line:
+            raise LimitRequestLine("too many empty lines before the request line")
+        return start
 
     # -- incomplete head ---------------------------------------------------------------
 
@@ -308,17 +321,58 @@ class RequestParser:
 
     # -- header semantics --------------------------------------------------------------
 
-    def _build(self, request_line: RequestLine, names: list[str], values: list[str]) -> Request:
+    def _build(self, request_line: RequestLine, headers: list[tuple[str, str]]) -> Request:
+        """The request from its line and fields, with the checks that look across fields.
+
+        The usual head (no repeated name, no Transfer-Encoding, no ``_`` in a name) takes
+        the straight path below; it applies the careful path's checks in the same order
+        (Host, Content-Length, then a missing Host), so errors do not depend on the path."""
+        method, uri, target, version = request_line
+        index = dict(headers)
+        if len(index) != len(headers) or "TRANSFER-ENCODING" in index or "_" in "".join(index):
+            return self._build_careful(request_line, headers)
+        scheme, host, port, path, query, fragment = target
+        request = Request(method, uri, path, query, version, headers)
+        if scheme:  # absolute-form
+            request.scheme, request.host, request.port = scheme, host, port
+        if fragment:
+            request.fragment = fragment
+        get = index.get
+        host_value = get("HOST")
+        if host_value is not None and host_value not in self.limits.valid_hosts:
+            check_host(host_value)
+            if len(self.limits.valid_hosts) < _VALID_HOSTS_MAX:
+                self.limits.valid_hosts[host_value] = True
+        length = get("CONTENT-LENGTH")
+        if length is not None:
+            if not _CONTENT_LENGTH_RE.fullmatch(length):
+                raise InvalidHeader(f"invalid Content-Length {length[:24]!r}")
+            request.content_length = int(length)
+        connection = get("CONNECTION")
+        if version == (1, 1):
+            if connection is not None and (
+                connection == "close" or "close" in _connection_tokens([connection])
+            ):
+                request.keep_alive = False
+            expect = get("EXPECT")
+            if expect is not None and expect.lower() == "100-continue":
+                request.expect_continue = True
+            if host_value is None and not self.limits.permit_missing_host:
+                raise InvalidHost("HTTP/1.1 request without a Host header")
+        else:
+            tokens = _connection_tokens([connection]) if connection is not None else ()
+            request.keep_alive = "keep-alive" in tokens and "close" not in tokens
+        return request
+
+    def _build_careful(self, request_line: RequestLine, headers: list[tuple[str, str]]) -> Request:
         method, uri, (scheme, host, port, path, query, fragment), version = request_line
         limits = self.limits
-        if any("_" in name for name in names):
-            headers = self._map_underscores(names, values)
-        else:
-            headers = list(zip(names, values, strict=True))
+        if "_" in "".join(name for name, _ in headers):
+            headers = self._map_underscores(headers)
         watched: dict[str, list[str]] = {}
         index = dict(headers)
         repeated = len(index) != len(headers)
-        if not repeated:  # the usual case
+        if not repeated:
             for name in _WATCHED_ORDER:
                 value = index.get(name)
                 if value is not None:
@@ -344,18 +398,33 @@ class RequestParser:
             raise InvalidHost("HTTP/1.1 request without a Host header")
         return request
 
-    def _map_underscores(self, names: list[str], values: list[str]) -> list[tuple[str, str]]:
+    def _map_underscores(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """``header_map`` for names with ``_`` (which WSGI would alias with ``-``)."""
         limits = self.limits
-        headers = []
-        for name, value in zip(names, values, strict=True):
-            if "_" in name and not (self.trusted and name in limits.forwarder_headers):
+        trusted = self.trusted
+        if callable(trusted):
+            trusted = self.trusted = bool(trusted())
+        kept = []
+        for name, value in headers:
+            if "_" in name and not (trusted and name in limits.forwarder_headers):
                 if limits.header_map == "drop":
                     continue
                 if limits.header_map != "dangerous":
                     raise InvalidHeaderName(f"header name with '_' refused: {name[:40]!r}")
-            headers.append((name, value))
-        return headers
+            kept.append((name, value))
+        return kept
+
+
+def _connection_tokens(values: list[str]) -> set[str]:
+    """The lower-cased tokens of Connection field values."""
+    tokens: set[str] = set()
+    for value in values:
+        lowered = value.lower()
+        if "," in lowered:
+            tokens.update(token.strip(" \t") for token in lowered.split(","))
+        else:
+            tokens.add(lowered)
+    return tokens
 
 
 def _apply_watched(
@@ -388,13 +457,7 @@ def _apply_watched(
         if not _CONTENT_LENGTH_RE.fullmatch(lengths[0]):
             raise InvalidHeader(f"invalid Content-Length {lengths[0][:24]!r}")
         request.content_length = int(lengths[0])
-    tokens: set[str] = set()
-    for value in watched.get("CONNECTION", ()):
-        lowered = value.lower()
-        if "," in lowered:
-            tokens.update(token.strip(" \t") for token in lowered.split(","))
-        else:
-            tokens.add(lowered)
+    tokens = _connection_tokens(watched.get("CONNECTION", []))
     if version == (1, 1):
         request.keep_alive = request.keep_alive and "close" not in tokens
         expect = watched.get("EXPECT")

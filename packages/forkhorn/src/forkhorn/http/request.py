@@ -7,26 +7,35 @@ obs-text survives byte for byte (PEP 3333 "bytes as latin-1" strings).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Request:
-    __slots__ = (
-        "chunked",
-        "content_length",
-        "expect_continue",
-        "fragment",
-        "headers",
-        "host",
-        "keep_alive",
-        "method",
-        "path",
-        "port",
+    """One request head. Class-level defaults: the parser stores only what the request
+    has (six attributes for the usual GET)."""
+
+    #: every attribute of a request (for comparisons and debugging)
+    FIELDS = (
+        "method", "uri", "path", "query", "version", "headers", "scheme", "host", "port",
+        "fragment", "content_length", "chunked", "keep_alive", "expect_continue", "trailers",
         "proxy",
-        "query",
-        "scheme",
-        "trailers",
-        "uri",
-        "version",
-    )
+    )  # fmt: skip
+
+    #: scheme/host/port are set only for absolute-form targets
+    scheme = ""
+    host: str | None = None
+    port: int | None = None
+    fragment = ""
+    #: framing: exactly one of content_length / chunked describes the body
+    #: (neither: no body)
+    content_length: int | None = None
+    chunked = False
+    keep_alive = True
+    expect_continue = False
+    #: filled by the chunked body decoder once the body is complete
+    trailers: list[tuple[str, str]] | None = None
+    #: (client_host, client_port, proxy_host, proxy_port) from a PROXY header, or None
+    proxy: tuple[str, int, str, int] | None = None
 
     def __init__(
         self,
@@ -36,39 +45,21 @@ class Request:
         query: str,
         version: tuple[int, int],
         headers: list[tuple[str, str]],
-        *,
-        fragment: str = "",
-        scheme: str = "",
-        host: str | None = None,
-        port: int | None = None,
-        content_length: int | None = None,
-        chunked: bool = False,
-        keep_alive: bool = True,
-        expect_continue: bool = False,
+        **others: Any,
     ) -> None:
         self.method = method
         #: the raw request-target exactly as sent (RAW_URI)
         self.uri = uri
-        #: scheme/host/port are set only for absolute-form targets
-        self.scheme = scheme
-        self.host = host
-        self.port = port
         #: path is still percent-encoded; the WSGI layer decodes it for PATH_INFO
         self.path = path
         self.query = query
-        self.fragment = fragment
         self.version = version
         self.headers = headers
-        #: framing: exactly one of content_length / chunked describes the body
-        #: (neither: no body)
-        self.content_length = content_length
-        self.chunked = chunked
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        #: filled by the chunked body decoder once the body is complete
-        self.trailers: list[tuple[str, str]] | None = None
-        #: (client_host, client_port, proxy_host, proxy_port) from a PROXY header, or None
-        self.proxy: tuple[str, int, str, int] | None = None
+        if others:
+            for name, value in others.items():
+                if name not in _OPTIONAL:
+                    raise TypeError(f"Request() got an unexpected keyword argument {name!r}")
+                setattr(self, name, value)
 
     def get_header(self, name: str) -> str | None:
         """First value of header ``name`` (upper-case), or None."""
@@ -79,3 +70,9 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} HTTP/{self.version[0]}.{self.version[1]}>"
+
+
+_OPTIONAL = frozenset(
+    ("scheme", "host", "port", "fragment", "content_length", "chunked", "keep_alive",
+     "expect_continue", "trailers", "proxy")
+)  # fmt: skip

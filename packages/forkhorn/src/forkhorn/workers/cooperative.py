@@ -15,13 +15,18 @@ Theory of operation (both libraries, one code path):
   while the connection waits for its next request. No timer object is armed per request.
   The sweep throws ``RequestTimeout`` (the library's own ``Timeout``, also the handler's
   ``DeadlineExceeded``) into a request older than ``timeout``: it unwinds the app, the
-  handler answers 504 if nothing was sent yet and closes the connection. A connection
+  handler answers 504 if nothing was sent yet and closes the connection. Into a connection
   waiting longer than ``keepalive`` for a request (``timeout`` when keep-alive is off, for
-  the first request) is closed quietly. Both fire at most one sweep interval late.
+  the first request) it throws the same: the handler closes it quietly, or with 408 if part
+  of a head had come. A head already arriving under the handler's own ``header_timeout``
+  (``Connection.head_deadline``) is left to the handler. Both fire at most one sweep
+  interval late.
 - Graceful stop (``alive`` turned False by SIGTERM): acceptors are killed (no new
-  connections), idle connections are closed at once, busy ones finish their request (the
-  handler does not reuse a connection once ``alive`` is False) until ``graceful_timeout``;
-  whatever is left then is killed. Queued connections are then served by the base class's
+  connections), idle keep-alive connections are closed at once (their clients may retry,
+  RFC 9112 9.3.1), a new connection gets its first request served (its client connected
+  to send one; the idle sweep bounds one that never comes), busy ones finish their request
+  (the handler does not reuse a connection once ``alive`` is False), all within
+  ``graceful_timeout``; whatever is left then is killed. Queued connections are then served by the base class's
   ``drain_backlog`` when the master asked for a full drain.
 
 Invariants: a connection green thread is in ``_state`` from its first instruction to its
@@ -33,7 +38,7 @@ module level (the eventlet worker is imported in the master before it greens the
 
 Subclasses supply the library: ``_green_process`` (patching, hub after fork),
 ``_make_semaphore``, ``_spawn``, ``_sleep``, ``_schedule``, ``_timeout_base``,
-``_cooperative_listener``, ``_wait_writable``.
+``_cooperative_listener`` (whose accepted sockets bring their ``sendfile``).
 """
 
 from __future__ import annotations
@@ -65,12 +70,17 @@ class CooperativeWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: connection green thread -> (since, method or None when idle, path)
+        #: connection green thread -> (since, method, path); idle: method None, path None
+        #: before the first request, "" after one (a reused keep-alive connection)
         self._state: dict[Any, tuple[float, str | None, str | None]] = {}
-        #: connection green thread -> its (cooperative, TLS-wrapped if TLS is on) socket
-        self.clients: dict[Any, Any] = {}
+        #: connection green thread -> its handler ``Connection`` (socket, buffer, parser)
+        self.connections: dict[Any, Any] = {}
         #: green thread -> the RequestTimeout thrown into it (told apart from the app's own)
         self._expired: dict[Any, BaseException] = {}
+        #: connections the app took over (websockets): no request or idle clock applies
+        self._taken_over: set[Any] = set()
+        #: connections accepted whose green thread has not started yet (not in _state)
+        self._starting = 0
         self._acceptors: list[Any] = []
         self._slots: Any = None
         self._tls: Any = None
@@ -138,26 +148,14 @@ class CooperativeWorker(Worker):
     def load_wsgi(self) -> None:
         super().load_wsgi()
         # After the app: the handler reads worker.wsgi; the TLS context is built on the
-        # already patched ``ssl``, so the sockets it wraps are cooperative.
+        # already patched ``ssl`` (forkhorn.tls imports it when called), so the sockets it
+        # wraps are cooperative.
+        from forkhorn.tls import TLSAcceptor
         from forkhorn.wsgi.handler import Connection, ConnectionHandler
 
         self.handler = ConnectionHandler(self, multithread=True)
         self._connection_class = Connection
-        self._tls = self._tls_context()
-
-    def _tls_context(self) -> Any:
-        if not self.cfg.certfile:
-            return None
-        import ssl  # patched by now
-
-        def default_factory() -> ssl.SSLContext:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(certfile=self.cfg.certfile, keyfile=self.cfg.keyfile)
-            return context
-
-        hook = self.app.plugin_manager.hook.forkhorn_ssl_context
-        context = hook(config=self.cfg, default_ssl_context_factory=default_factory)
-        return context if context is not None else default_factory()
+        self._tls = TLSAcceptor.for_worker(self)
 
     # Signal handlers run in whatever green thread is current, possibly the hub, where
     # blocking (the base handlers sleep, log, run hooks) is forbidden: run them apart.
@@ -221,13 +219,19 @@ class CooperativeWorker(Worker):
         request_limit = self.cfg.timeout
         idle_limit = self.cfg.keepalive if self.cfg.keepalive > 0 else request_limit
         for green, (since, method, _path) in list(self._state.items()):
-            if green in self._expired:
+            if green in self._expired or green in self._taken_over:
                 continue
             if method is None:
-                if now - since >= idle_limit:
-                    self._throw(green, self._greenlet_exit(), since)
+                if now - since >= idle_limit and not self._head_in_progress(green):
+                    # the handler closes quietly (408 if part of a head had come)
+                    self._throw(green, self._new_timeout(idle_limit), since)
             elif request_limit > 0 and now - since >= request_limit:
                 self._throw(green, self._new_timeout(request_limit), since)
+
+    def _head_in_progress(self, green: Any) -> bool:
+        """A head is arriving under the handler's own ``header_timeout``: not idle."""
+        conn = self.connections.get(green)
+        return bool(getattr(conn, "head_deadline", 0.0))
 
     def _throw(self, green: Any, exc: BaseException, since: float | None = None) -> None:
         """Throw ``exc`` into ``green`` from the hub, soon. With ``since``: only if the
@@ -251,10 +255,13 @@ class CooperativeWorker(Worker):
             self._throw(acceptor, self._greenlet_exit())
         self._acceptors.clear()
         deadline = monotonic() + self.cfg.graceful_timeout
-        while self._state and monotonic() < deadline:
+        while (self._state or self._starting) and monotonic() < deadline:
             self.notify()
-            for green, (since, method, _path) in list(self._state.items()):
-                if method is None and green not in self._expired:
+            for green, (since, method, path) in list(self._state.items()):
+                # idle between two requests (path ""): close it, its client retries; a
+                # new connection (path None) was accepted for a request that is coming:
+                # serve it (the sweep ends one whose request never comes)
+                if method is None and path is not None and green not in self._expired:
                     self._throw(green, self._greenlet_exit(), since)
             self._sweep(monotonic())
             self._nap(0.05)
@@ -288,16 +295,18 @@ class CooperativeWorker(Worker):
             except BaseException:
                 give_slot()
                 raise
+            self._starting += 1
             spawn(serve, client, addr, server_addr)
 
     def _serve_connection(self, client: Any, addr: Any, server_addr: Any) -> None:
         green = self._current()
+        self._starting -= 1
         self._state[green] = (monotonic(), None, None)
         try:
             if self._tls is not None:
                 client = self._tls_handshake(green, client, addr)
-            self.clients[green] = client
-            self.handler.serve(self._connection_class(client, addr, server_addr))
+            conn = self.connections[green] = self._connection_class(client, addr, server_addr)
+            self.handler.serve(conn)
         except (SystemExit, KeyboardInterrupt):
             raise  # the process is going down
         except BaseException as exc:
@@ -310,7 +319,8 @@ class CooperativeWorker(Worker):
                 self.log.exception("Error handling connection from %s", addr)
         finally:
             del self._state[green]
-            self.clients.pop(green, None)
+            self.connections.pop(green, None)
+            self._taken_over.discard(green)
             self._expired.pop(green, None)
             try:
                 client.close()
@@ -327,12 +337,9 @@ class CooperativeWorker(Worker):
     def _tls_handshake(self, green: Any, client: Any, addr: Any) -> Any:
         # Clocked as a request: a client stalling the handshake meets the timeout.
         self._state[green] = (monotonic(), "TLS", "handshake")
-        tls_sock = self._tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
-        try:
-            tls_sock.do_handshake()
-        except OSError as exc:  # ssl.SSLError included: a client problem, not ours
-            self.log.debug("TLS handshake with %s failed: %s", addr, exc)
-            raise _HandshakeFailed from None
+        tls_sock = self._tls.accept(client, addr)  # a failure is logged, plain HTTP answered
+        if tls_sock is None:
+            raise _HandshakeFailed
         self._state[green] = (monotonic(), None, None)
         return tls_sock
 
@@ -342,7 +349,12 @@ class CooperativeWorker(Worker):
         self._state[self._current()] = (monotonic(), method, path)
 
     def request_finished(self) -> None:
-        self._state[self._current()] = (monotonic(), None, None)
+        self._state[self._current()] = (monotonic(), None, "")  # "": served one already
+
+    def connection_taken_over(self) -> None:
+        """The app now speaks its own protocol on this connection (a websocket): it may
+        stay open as long as the app likes; only the graceful stop still ends it."""
+        self._taken_over.add(self._current())
 
 
 def cooperative_sendfile(
@@ -371,7 +383,7 @@ def cooperative_sendfile(
 
 
 class _HandshakeFailed(Exception):
-    """The TLS handshake failed (logged at debug level); the connection just closes."""
+    """The TLS handshake failed (``TLSAcceptor`` logged it); the connection just closes."""
 
 
 class _WakeUp(BaseException):

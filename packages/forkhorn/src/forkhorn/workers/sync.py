@@ -8,11 +8,16 @@ Theory of operation:
   makes about one syscall per second.
 - Like Gunicorn's sync worker, every response says ``Connection: close``: a slow or idle
   keep-alive client would otherwise hold the whole process.
-- ``timeout`` is a real per-connection deadline: ``setitimer(ITIMER_REAL)`` ticks every
-  ``timeout / 2`` seconds; a tick keeps the heartbeat fresh (a long request is not mistaken
-  for a hung process) and the tick at ``timeout`` raises ``DeadlineExceeded`` inside
-  whatever runs (app, read, write). The handler answers 504 if nothing was sent yet and
-  logs method and path; the connection is closed. An app blocked in C code that does not
+- Deadlines without a syscall per request: one periodic ``setitimer(ITIMER_REAL)`` armed
+  once per worker (every ``min(1 s, deadline / 4)``) is the watchdog. A connection costs
+  one clock read and two stores (``_accepted``, ``_conn``). Each tick keeps the heartbeat
+  fresh (a long request is not mistaken for a hung process) and compares the clock with
+  the connection's deadline: ``header_timeout`` after the accept while the head is not
+  in (TLS handshake included), ``timeout`` after the accept once it is. A tick closer to
+  the deadline than one period re-arms the timer to fire exactly at it. Past it,
+  ``DeadlineExceeded`` is raised inside whatever runs (read, app, write): before the head,
+  the connection is closed (408 if some of the head had come); in a request, the handler
+  answers 504 if nothing was sent yet and logs method and path. An app blocked in C code that does not
   return to Python on a signal cannot be interrupted: the heartbeat then goes stale and the
   master aborts the process, as in Gunicorn.
 - Graceful stop (TERM): the signal handler only clears ``alive``; the current request
@@ -31,6 +36,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from forkhorn.tls import TLSAcceptor
 from forkhorn.workers.base import Worker
 from forkhorn.wsgi.handler import Connection, ConnectionHandler, DeadlineExceeded
 
@@ -46,16 +52,19 @@ class SyncWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tls: Any = None
-        self._deadline = 0.0  # monotonic time the current connection must end by; 0: none
+        #: monotonic time the current connection was accepted (0.0: none, or no deadline)
+        self._accepted = 0.0
+        self._conn: Connection | None = None
+        #: seconds after the accept: (head complete by, request done by); 0: none
+        self._limits = (0.0, 0.0)
+        self._tick = 1.0
 
     def run(self) -> None:
         self.handler = ConnectionHandler(self, keepalive=False)
         # the app and the server are loaded: keep the collections requests trigger off them
         gc.freeze()
-        self._tls = self._tls_context()
-        limit = float(self.cfg.timeout or 0)
-        if limit > 0:
-            signal.signal(signal.SIGALRM, self._on_tick)
+        self._tls = TLSAcceptor.for_worker(self)
+        limit = self._arm_watchdog()
         listeners = [(listener.sock, listener.sock.getsockname()) for listener in self.sockets]
         for sock, _ in listeners:
             sock.setblocking(False)
@@ -109,44 +118,60 @@ class SyncWorker(Worker):
         except OSError:
             pass  # EAGAIN: empty
 
-    def _tls_context(self) -> Any:
-        if not getattr(self.cfg, "certfile", None):
-            return None
-        # one implementation of the ssl_context hook for every worker class
-        from forkhorn.workers.cooperative import CooperativeWorker
-
-        return CooperativeWorker._tls_context(self)  # type: ignore[arg-type]
+    def _arm_watchdog(self) -> float:
+        """Start the periodic watchdog (once per worker). Returns 0.0 when no deadline is
+        configured (then connections are not clocked at all)."""
+        request_limit = float(self.cfg.timeout or 0)
+        head_limit = float(getattr(self.cfg, "header_timeout", 0) or 0)
+        if request_limit:
+            head_limit = min(head_limit, request_limit) if head_limit else request_limit
+        if not head_limit:
+            return 0.0
+        self._limits = (head_limit, request_limit)
+        self._tick = max(0.05, min(1.0, head_limit / 4, (request_limit or head_limit) / 4))
+        signal.signal(signal.SIGALRM, self._on_tick)
+        signal.setitimer(signal.ITIMER_REAL, self._tick, self._tick)
+        return head_limit
 
     def _serve_client(self, client: Any, addr: Any, server: Any, limit: float) -> None:
         if limit > 0:
-            self._deadline = time.monotonic() + limit
-            signal.setitimer(signal.ITIMER_REAL, limit / 2, limit / 2)
+            self._accepted = time.monotonic()
         try:
             if self._tls is not None:
-                client = self._tls.wrap_socket(client, server_side=True)
-            self.handler.serve(Connection(client, addr, server))
+                tls_client = self._tls.accept(client, addr)  # None: failed, logged
+                if tls_client is None:
+                    return
+                client = tls_client
+            conn = self._conn = Connection(client, addr, server)
+            self.handler.serve(conn)
         except DeadlineExceeded:
-            # outside a request (TLS handshake, a head trickling in): nothing to answer
-            self.log.info("Closing connection from %s: no complete request within %ss",
-                          addr, self.cfg.timeout)  # fmt: skip
+            # outside a request (TLS handshake, nothing sent): nothing to answer
+            self.log.info("Closing connection from %s: no complete request within %gs",
+                          addr, self._limits[0])  # fmt: skip
         except OSError as exc:
             self.log.debug("Connection error from %s: %s", addr, exc)
         except Exception:
             self.log.exception("Error handling connection from %s", addr)
         finally:
-            if limit > 0:
-                self._deadline = 0.0
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            self._accepted = 0.0
+            self._conn = None
             try:
                 client.close()
             except OSError:
                 pass
 
     def _on_tick(self, signum: int, frame: FrameType | None) -> None:
-        deadline = self._deadline
-        if not deadline:
-            return  # a tick that lost the race with the end of its connection
-        if time.monotonic() >= deadline - 0.01:
-            self._deadline = 0.0
-            raise DeadlineExceeded()
+        accepted = self._accepted
+        if accepted:
+            conn = self._conn
+            head_limit, request_limit = self._limits
+            limit = request_limit if conn is not None and conn.requests else head_limit
+            if limit:
+                left = accepted + limit - time.monotonic()
+                if left <= 0.005:
+                    self._accepted = 0.0  # raised once per connection
+                    raise DeadlineExceeded()
+                if left < self._tick:
+                    # fire exactly at the deadline, then go back to the period
+                    signal.setitimer(signal.ITIMER_REAL, left, self._tick)
         self.notify()

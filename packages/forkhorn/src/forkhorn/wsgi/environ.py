@@ -16,7 +16,9 @@ Invariants:
 - PATH_INFO is the percent-decoded path as a latin-1 ``str`` ("bytes as latin-1", PEP 3333),
   with SCRIPT_NAME removed from its front;
 - REMOTE_ADDR/REMOTE_PORT are the PROXY protocol client when the connection carried one,
-  the socket peer otherwise (unix peers: REMOTE_ADDR only, as Gunicorn).
+  the socket peer otherwise (unix peers: REMOTE_ADDR only, as Gunicorn);
+- with ``cert_reqs`` set on a TLS listener, a verified client certificate is in
+  ``SSL_CLIENT_CERT`` (PEM) and ``forkhorn.peercert`` (``getpeercert()``'s dict).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from forkhorn import SERVER_SOFTWARE
 from forkhorn.http.errors import HTTPError
 from forkhorn.http.forwarded import url_scheme_from_headers
 from forkhorn.http.peers import PeerMatcher
+from forkhorn.tls import ClientCertEnviron
 
 if TYPE_CHECKING:
     from forkhorn.http.request import Request
@@ -91,6 +94,9 @@ class EnvironBuilder:
         forwarder = {name.upper().replace("-", "_") for name in cfg.forwarder_headers or ()}
         self._honour_script_name = "SCRIPT_NAME" in forwarder
         self._forwarded_peers = forwarded_peers
+        #: mutual TLS: the client certificate goes into the environ (forkhorn.tls)
+        mutual = self._is_ssl and bool(getattr(cfg, "cert_reqs", 0))
+        self._client_cert = ClientCertEnviron() if mutual else None
         self._common: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self._scheme,
@@ -207,4 +213,6 @@ class EnvironBuilder:
             environ["REMOTE_PORT"] = str(client[1])
         elif client:
             environ["REMOTE_ADDR"] = client.decode() if isinstance(client, bytes) else client
+        if self._client_cert is not None:
+            environ.update(self._client_cert(conn.sock))
         return environ

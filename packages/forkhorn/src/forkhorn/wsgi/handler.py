@@ -21,24 +21,44 @@ Invariants:
   consumed (or drained within ``DRAIN_LIMIT``) and the worker is still alive;
 - ``DeadlineExceeded`` (the workers' per-request timeout) is a ``BaseException`` so app
   code catching ``Exception`` cannot swallow it.
+
+Deadlines against slow or hostile clients (all armed only off the hot path):
+- ``header_timeout``: a head not complete after the read that brought its first bytes is
+  read on with socket timeouts up to the deadline (or, with ``park_partial_heads``, the
+  connection is handed back to the worker's poller with ``Connection.head_deadline`` set
+  and the worker enforces it); past it: 408 and close. A worker that times out the wait
+  for the first byte raises ``DeadlineExceeded`` into the read: closed silently, or 408
+  if some bytes had come;
+- ``body_timeout``/``min_body_rate``: in ``wsgi.input`` (``BodyPace``);
+- ``write_timeout``: in the response writer;
+- bounded buffers: ``Connection.buf`` never holds more than one head (bounded by the
+  parser's limits) plus one read of ``RECV_SIZE``: a head is parsed before anything more
+  is read, so a pipelined flood waits in the kernel, not in our memory.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from http import HTTPStatus
+from functools import partial
 from typing import Any
 
 from forkhorn.http.body import body_decoder
-from forkhorn.http.errors import ForbiddenProxyRequest, HTTPError, NoMoreData
+from forkhorn.http.errors import (
+    ForbiddenProxyRequest,
+    HTTPError,
+    NoMoreData,
+    RequestTimeout,
+    error_response,
+    status_reason,
+)
 from forkhorn.http.parser import ParserLimits, RequestParser
 from forkhorn.http.peers import PeerMatcher
 from forkhorn.http.proxy import parse_proxy_header
 from forkhorn.http.request import Request
 from forkhorn.plugins.manager import hook_or_none
 from forkhorn.wsgi.environ import EnvironBuilder
-from forkhorn.wsgi.input import EmptyInput, InputStream
+from forkhorn.wsgi.input import BodyPace, EmptyInput, InputStream
 from forkhorn.wsgi.response import ClientDisconnected, FileWrapper, Response, ResponseContext
 
 RECV_SIZE = 65536
@@ -46,6 +66,7 @@ RECV_SIZE = 65536
 DRAIN_LIMIT = 65536
 #: how long a gentle close waits for the peer to finish sending before the socket closes
 LINGER_SECONDS = 0.2
+_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
 _PROXY_V1 = b"PROXY "
 _PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -54,42 +75,41 @@ class DeadlineExceeded(BaseException):
     """Raised inside a request that ran longer than ``timeout`` (by the worker)."""
 
 
-class Connection:
-    """One client connection: its socket, unconsumed bytes and per-connection state."""
+class _HeadPending(Exception):
+    """The head is incomplete and the worker parks such connections (gthread)."""
 
-    __slots__ = (
-        "_trusted",
-        "buf",
-        "client",
-        "linger",
-        "parser",
-        "proxy",
-        "request",
-        "requests",
-        "server",
-        "sock",
-    )  # fmt: skip
+
+class Connection:
+    """One client connection: its socket, unconsumed bytes and per-connection state.
+
+    Class-level defaults: a new connection stores only what differs (the sync worker
+    makes one per request)."""
+
+    #: received bytes not consumed yet (the next request head, pipelined requests); a
+    #: bytearray only while an incomplete head is held (``head_deadline`` set)
+    buf: bytes | bytearray = b""
+    parser: RequestParser | None = None
+    #: the PROXY protocol header's ProxyInfo, if the connection began with one
+    proxy: Any = None
+    requests = 0
+    #: the request being served (for diagnostics such as a timeout report)
+    request: Request | None = None
+    #: close gently (shut write side, drain briefly): unread bytes may be in flight
+    linger = False
+    _trusted: bool | None = None
+    #: monotonic deadline of an incomplete head held in ``buf`` (0.0: none)
+    head_deadline = 0.0
 
     def __init__(self, sock: socket.socket, client_addr: Any, server_addr: Any) -> None:
         self.sock = sock
         self.client = client_addr
         self.server = server_addr
-        #: received bytes not consumed yet (the next request head, pipelined requests)
-        self.buf = b""
-        self.parser: RequestParser | None = None
-        #: the PROXY protocol header's ProxyInfo, if the connection began with one
-        self.proxy: Any = None
-        self.requests = 0
-        #: the request being served (for diagnostics such as a timeout report)
-        self.request: Request | None = None
-        #: close gently (shut write side, drain briefly): unread bytes may be in flight
-        self.linger = False
-        self._trusted: bool | None = None
 
     @property
     def has_buffered_data(self) -> bool:
-        """Pipelined bytes already read: serve again at once, do not wait in a selector."""
-        return bool(self.buf)
+        """Pipelined bytes already read: serve again at once, do not wait in a selector
+        (an incomplete head waits for more bytes like an idle connection)."""
+        return bool(self.buf) and not self.head_deadline
 
     def is_trusted(self, peers: PeerMatcher) -> bool:
         """Whether the socket peer is in ``peers`` (asked once per connection)."""
@@ -97,13 +117,6 @@ class Connection:
         if trusted is None:
             trusted = self._trusted = bool(peers.allows(self.client))
         return trusted
-
-
-def _reason(status: int, exc: HTTPError) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return exc.reason or "Error"
 
 
 def _peer(conn: Connection) -> str:
@@ -117,7 +130,12 @@ class ConnectionHandler:
     """Serves connections for ``worker`` (built once per worker process)."""
 
     def __init__(
-        self, worker: Any, *, keepalive: bool | None = None, multithread: bool | None = None
+        self,
+        worker: Any,
+        *,
+        keepalive: bool | None = None,
+        multithread: bool | None = None,
+        park_partial_heads: bool = False,
     ) -> None:
         cfg = worker.cfg
         self.worker = worker
@@ -128,7 +146,16 @@ class ConnectionHandler:
         #: may connections carry more than one request (the sync worker says no)
         self.keepalive = cfg.keepalive > 0 if keepalive is None else keepalive
         self.timeout = cfg.timeout
-        self.ctx = ResponseContext(self.log, tls=bool(getattr(cfg, "certfile", None)))
+        self.header_timeout = float(getattr(cfg, "header_timeout", 0) or 0)
+        #: an incomplete head ends serve_one (``Connection.head_deadline`` set) instead of
+        #: blocking: the worker waits for the socket and enforces the deadline (gthread)
+        self.park_partial_heads = park_partial_heads and self.header_timeout > 0
+        self.pace = BodyPace.from_config(cfg)
+        self.ctx = ResponseContext(
+            self.log,
+            tls=bool(getattr(cfg, "certfile", None)),
+            write_timeout=float(getattr(cfg, "write_timeout", 0) or 0),
+        )
         #: peers trusted with forwarding headers (scheme, SCRIPT_NAME, ``_`` names)
         self.forwarded_peers = PeerMatcher(list(cfg.forwarded_allow_ips or ()))
         if multithread is None:
@@ -201,6 +228,13 @@ class ConnectionHandler:
         except OSError as exc:
             self.log.debug("%s: connection error while reading a request: %s", _peer(conn), exc)
             return False
+        except _HeadPending:
+            return True  # the worker waits for more bytes, up to conn.head_deadline
+        except DeadlineExceeded:
+            # the worker's own clock ran out before the head was complete
+            if conn.buf:
+                self._refuse(conn, RequestTimeout("request head not complete in time"))
+            return False
         if req is None:
             return False
         conn.requests += 1
@@ -217,26 +251,81 @@ class ConnectionHandler:
                 self._count_request()
 
     def _read_head(self, conn: Connection) -> Request | None:
+        """The next request head: from the buffer, else one read (the hot path: the whole
+        head comes in one read); an incomplete head goes to ``_read_rest_of_head``."""
         parser = conn.parser
         if parser is None:
-            trusted = conn.is_trusted(self.forwarded_peers)
+            # asked only if a name with "_" comes (forwarder_headers)
+            trusted = partial(conn.is_trusted, self.forwarded_peers)
             parser = conn.parser = RequestParser(self.limits, trusted=trusted)
         buf = conn.buf
-        recv = conn.sock.recv
-        while True:
+        if buf and not conn.head_deadline:  # pipelined bytes (a parked head: read first)
+            parsed = parser.parse_head(buf)
+            if parsed is not None:
+                req, used = parsed
+                conn.buf = buf[used:] if used < len(buf) else b""
+                return req  # the parser resets itself after a request
+        data = conn.sock.recv(RECV_SIZE)
+        if not data:
+            conn.buf = b""
             if buf:
-                parsed = parser.parse_head(buf)
-                if parsed is not None:
-                    req, used = parsed
-                    conn.buf = buf[used:] if used < len(buf) else b""
-                    return req  # the parser resets itself after a request
-            data = recv(RECV_SIZE)
+                raise NoMoreData("peer closed the connection in the middle of a request head")
+            return None
+        if buf:
+            if type(buf) is not bytearray:
+                buf = bytearray(buf)
+            buf += data
+            return self._read_rest_of_head(conn, parser, buf)
+        parsed = parser.parse_head(data)
+        if parsed is None:
+            return self._read_rest_of_head(conn, parser, bytearray(data))
+        req, used = parsed
+        conn.buf = data[used:] if used < len(data) else b""
+        return req
+
+    def _read_rest_of_head(
+        self, conn: Connection, parser: RequestParser, buf: bytearray
+    ) -> Request | None:
+        """A head that one read did not complete (a slow client, a big head, or bytes
+        parked earlier): read on under ``header_timeout``. ``buf`` grows in place, so a
+        head trickling in byte by byte costs linear time; its size is bounded by the
+        parser, which refuses a line or field over its limit as soon as it sees one."""
+        while True:
+            parsed = parser.parse_head(buf)
+            if parsed is not None:
+                req, used = parsed
+                conn.buf = bytes(buf[used:])
+                conn.head_deadline = 0.0
+                return req
+            timeout = self.header_timeout
+            if timeout > 0 and not conn.head_deadline:
+                conn.head_deadline = time.monotonic() + timeout
+            conn.buf = buf  # what a timeout sees: bytes came, so it answers 408
+            if self.park_partial_heads:
+                raise _HeadPending()
+            data = self._recv_head_bytes(conn)
             if not data:
                 conn.buf = b""
-                if buf:
-                    raise NoMoreData("peer closed the connection in the middle of a request head")
-                return None
-            buf = buf + data if buf else data
+                raise NoMoreData("peer closed the connection in the middle of a request head")
+            buf += data
+
+    def _recv_head_bytes(self, conn: Connection) -> bytes:
+        """One read of a head's continuation, waiting at most until ``head_deadline``."""
+        sock = conn.sock
+        deadline = conn.head_deadline
+        if not deadline:
+            return sock.recv(RECV_SIZE)  # header_timeout = 0: no deadline
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RequestTimeout(f"request head not complete in {self.header_timeout:g}s")
+        saved = sock.gettimeout()
+        sock.settimeout(left if saved is None else min(left, saved))
+        try:
+            return sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise RequestTimeout(f"request head not complete in {self.header_timeout:g}s") from None
+        finally:
+            sock.settimeout(saved)
 
     def _read_proxy_header(self, conn: Connection) -> None:
         """Consume the PROXY protocol header a peer in ``proxy_allow_ips`` starts with
@@ -272,8 +361,40 @@ class ConnectionHandler:
             return
         self.log.info("Invalid request from %s: %s", _peer(conn), exc.detail)
         conn.linger = True
+        self._send_error(conn, exc)
+
+    def time_out_head(self, conn: Connection) -> None:
+        """For a worker's sweep: a parked head passed ``header_timeout``. Answer 408 and
+        drop what was received, without ever blocking (the sweep serves every connection);
+        the caller closes the connection."""
+        self.log.info("Invalid request from %s: request head not complete in %gs",
+                      _peer(conn), self.header_timeout)  # fmt: skip
+        ctx = self.ctx
+        data = error_response(408, headers=ctx.server_header + ctx.date_header())
+        sock = conn.sock
+        conn.linger = False
+        conn.buf = b""
         try:
-            conn.sock.sendall(self.ctx.error_response(status, _reason(status, exc)))
+            sock.send(data, _DONTWAIT)  # type: ignore[arg-type]
+            # unread bytes would turn the close into a reset that can destroy the answer
+            seen = 0
+            while seen < DRAIN_LIMIT:
+                chunk = sock.recv(RECV_SIZE, _DONTWAIT)
+                if not chunk:
+                    break
+                seen += len(chunk)
+        except OSError:
+            pass
+
+    def _send_error(self, conn: Connection, error: HTTPError | int) -> None:
+        """Send the short error response for ``error`` (see ``http.errors.error_response``)
+        with our Server and Date headers; a client that is gone or not reading is ignored."""
+        ctx = self.ctx
+        data = error_response(error, headers=ctx.server_header + ctx.date_header())
+        if data is None:
+            return
+        try:
+            conn.sock.sendall(data)
         except OSError:
             pass
 
@@ -286,7 +407,8 @@ class ConnectionHandler:
         if decoder is None:
             return self.empty_input
         expect = req.expect_continue and req.version >= (1, 1)
-        return InputStream(conn, req.content_length, decoder if req.chunked else None, expect)
+        return InputStream(conn, req.content_length, decoder if req.chunked else None, expect,
+                           self.pace)  # fmt: skip
 
     def _handle(self, conn: Connection, req: Request) -> bool:
         try:
@@ -356,17 +478,14 @@ class ConnectionHandler:
                 self.log.debug("%s: %s", _peer(conn), error.detail)
                 return
             self.log.info("Invalid request body from %s: %s", _peer(conn), error.detail)
-            reason = _reason(status, error)
+            answer: HTTPError | int = error
         else:
             self.log.exception("Error handling request %s %s", req.method, req.uri)
-            status, reason = 500, "Internal Server Error"
+            answer = status = 500
         if not resp.headers_sent:
-            resp.status = f"{status} {reason}"
+            resp.status = f"{status} {status_reason(status, error)}"
             resp.headers_sent = True
-            try:
-                conn.sock.sendall(self.ctx.error_response(status, reason))
-            except OSError:
-                pass
+            self._send_error(conn, answer)
 
     def _timed_out(self, conn: Connection, req: Request, resp: Response) -> None:
         self.log.error("Request timed out after %ss: %s %s from %s", self.timeout, req.method,
@@ -374,10 +493,7 @@ class ConnectionHandler:
         if not resp.headers_sent:
             resp.status = "504 Gateway Timeout"
             resp.headers_sent = True
-            try:
-                conn.sock.sendall(self.ctx.error_response(504, "Gateway Timeout"))
-            except OSError:
-                pass
+            self._send_error(conn, 504)
 
     def _access(self, environ: dict[str, Any], resp: Response, started: float) -> None:
         try:

@@ -3,7 +3,9 @@
 Strategy: ``start_response`` validates and stores; nothing is sent until the first non-empty
 body chunk (or the end of the body), and then the status line, our headers, the app's
 headers and that chunk leave in ONE send. Everything per worker (validated header names,
-status lines, the Date header of the current second) is cached in ``ResponseContext``.
+status lines, the Date header of the current second, and whole validated and serialised
+header lists, since most apps send the same few again and again) is cached in
+``ResponseContext``, bounded.
 
 Invariants:
 - status is ``3DIGIT SP reason`` (PEP 3333); header names are tokens; names and values never
@@ -16,7 +18,12 @@ Invariants:
 - no body (and no chunking) for HEAD, 1xx, 204 and 304; no Content-Length on 1xx/204;
 - ``Date`` and ``Server`` are ours unless the app gave its own; ``Connection: close`` is
   sent whenever the connection will not be reused;
-- a failed send raises ``ClientDisconnected`` and the response is dead from then on.
+- a failed send raises ``ClientDisconnected`` and the response is dead from then on;
+- ``write_timeout``: a send never blocks on the hot path (the first attempt is
+  ``MSG_DONTWAIT``); only when the client's socket buffer is full does the rest go out
+  with the socket's timeout set to ``write_timeout``, so a client that stops reading is
+  dropped after that long without progress (``ClientDisconnected``; the handler still
+  closes the app's iterable).
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ _KINDS = {
 _CACHE_MAX = 512
 #: bodies above this go out with sendmsg (no copy) instead of being joined with the head
 _JOIN_MAX = 65536
-_MSG_MORE = getattr(socket, "MSG_MORE", 0)
+_MSG_MORE = int(getattr(socket, "MSG_MORE", 0))  # int: enum arithmetic is slow
+_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
 _SENDFILE_BLOCK = 0x3FFFFFFF
 
 
@@ -95,6 +103,12 @@ def _check_value(name: str, value: Any) -> None:
         raise InvalidResponse(f"invalid characters in the value of header {name!r}")
 
 
+#: an app's validated header list: (serialised lines, Content-Length or None,
+#: add our Server, add our Date, the app asked to close)
+HeaderSet = tuple[bytes, "int | None", bool, bool, bool]
+_NO_HEADERS: HeaderSet = (b"", None, True, True, False)
+
+
 def _status_lines(status: str) -> tuple[bytes, bytes]:
     encoded = status.encode("latin-1")
     return b"HTTP/1.1 " + encoded + b"\r\n", b"HTTP/1.0 " + encoded + b"\r\n"
@@ -103,11 +117,20 @@ def _status_lines(status: str) -> tuple[bytes, bytes]:
 class ResponseContext:
     """What every response of a worker shares; safe to share between threads."""
 
-    def __init__(self, log: Any, *, tls: bool, server: str = "forkhorn") -> None:
+    def __init__(
+        self, log: Any, *, tls: bool, server: str = "forkhorn", write_timeout: float = 0.0
+    ) -> None:
         self.log = log
         self.tls = tls
+        #: seconds a send may wait for the client to make room (0: no limit)
+        self.write_timeout = write_timeout
+        #: the first send of a chunk may take MSG_DONTWAIT (not on TLS sockets)
+        self.dontwait = 0 if tls else _DONTWAIT
         self.server_header = b"Server: " + server.encode("latin-1") + b"\r\n"
         self.kinds: dict[str, int] = {}
+        #: tuple(app's header list) -> its HeaderSet (only for statuses >= 200 but 204,
+        #: where the serialisation does not depend on the status)
+        self.header_sets: dict[tuple[Any, ...], HeaderSet] = {}
         #: status string -> (code, HTTP/1.1 status line, HTTP/1.0 status line)
         self.statuses: dict[str, tuple[int, bytes, bytes]] = {}
         self._date: tuple[int, bytes] = (0, b"")
@@ -147,21 +170,6 @@ class ResponseContext:
             self.kinds[name] = kind
         return kind
 
-    def error_response(self, status: int, reason: str, close: bool = True) -> bytes:
-        """A complete short text/plain response for a refusal the app never saw."""
-        body = f"{status} {reason}\n".encode("latin-1")
-        return b"".join(
-            (
-                b"HTTP/1.1 %d %s\r\n" % (status, reason.encode("latin-1")),
-                self.server_header,
-                self.date_header(),
-                b"Connection: close\r\n" if close else b"",
-                b"Content-Type: text/plain; charset=utf-8\r\n",
-                b"Content-Length: %d\r\n\r\n" % len(body),
-                body,
-            )
-        )
-
 
 class Response:
     """One response: the app's ``start_response``/``write`` and the bytes on the wire."""
@@ -171,7 +179,9 @@ class Response:
     status_code = 0
     #: the app's headers as given (for the access log and post_request)
     headers: list[tuple[str, str]] = []  # never mutated: replaced per response
-    _header_text = ""
+    _headset = _NO_HEADERS
+    #: header lines we add to the app's (a Content-Length we know)
+    _extra_headers = b""
     _status_lines = b""
     content_length: int | None = None
     headers_sent = False
@@ -179,8 +189,6 @@ class Response:
     omit_body = False
     #: body bytes sent (payload, without chunk framing)
     sent = 0
-    _own_server = True
-    _own_date = True
     _cut = False
 
     def __init__(self, ctx: ResponseContext, sock: Any, req: Request, keep_alive: bool,
@@ -205,15 +213,36 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
-        code, line11, line10 = self.ctx.status(status)
-        self._process_headers(code, headers)
+        ctx = self.ctx
+        code, line11, line10 = ctx.statuses.get(status) or ctx.status(status)
+        if type(headers) is not list:
+            headers = list(headers)
+        headset = None
+        key = None
+        if code >= 200 and code != 204:
+            try:
+                key = tuple(headers)
+                headset = ctx.header_sets.get(key)
+            except TypeError:
+                key = None  # unhashable items: validated (and refused) below
+        if headset is None:
+            headset = self._process_headers(code, headers)
+            if key is not None and len(ctx.header_sets) < _CACHE_MAX:
+                ctx.header_sets[key] = headset
+        self.headers = headers
+        self._headset = headset
+        self.content_length = headset[1]
+        if headset[4]:
+            self.keep_alive = False
         self.status = status
         self.status_code = code
-        self._status_lines = line11 if self.req.version >= (1, 1) else line10
-        self.omit_body = self.req.method == "HEAD" or code < 200 or code in (204, 304)
+        req = self.req
+        self._status_lines = line11 if req.version >= (1, 1) else line10
+        self.omit_body = req.method == "HEAD" or code < 200 or code in (204, 304)
         return self.write
 
-    def _process_headers(self, code: int, headers: Iterable[tuple[str, str]]) -> None:
+    def _process_headers(self, code: int, headers: Iterable[tuple[str, str]]) -> HeaderSet:
+        """Validate the app's header list; returns its ``HeaderSet``."""
         kind_of = self.ctx.kind
         kinds = self.ctx.kinds
         lines = []
@@ -250,13 +279,7 @@ class Response:
                 else:
                     own_date = False
             lines.append(f"{name}: {value}\r\n")
-        self.headers = headers if type(headers) is list else list(headers)
-        self._header_text = "".join(lines)
-        self.content_length = length
-        self._own_server = own_server
-        self._own_date = own_date
-        if close:
-            self.keep_alive = False
+        return "".join(lines).encode("latin-1"), length, own_server, own_date, close
 
     def write(self, data: bytes) -> None:
         """The ``write()`` callable, and how the handler sends each body chunk."""
@@ -340,11 +363,20 @@ class Response:
         if self.omit_body or not nbytes:
             return True
         self.sent += nbytes
+        sock = self.sock
+        timeout = self.ctx.write_timeout
+        saved = sock.gettimeout()
+        if timeout:
+            # sendfile then waits for room at most write_timeout at a time
+            sock.settimeout(timeout if saved is None else min(timeout, saved))
         try:
-            self.sock.sendfile(wrapper.filelike, offset, nbytes)
+            sock.sendfile(wrapper.filelike, offset, nbytes)
         except OSError as exc:
             self.keep_alive = False
-            raise ClientDisconnected(str(exc)) from exc
+            raise ClientDisconnected(_send_failure(exc, timeout)) from exc
+        finally:
+            if timeout:
+                sock.settimeout(saved)
         return True
 
     # -- serialization ------------------------------------------------------------------
@@ -356,7 +388,7 @@ class Response:
         if code < 200 or code in (204, 304) or (self.omit_body and not of_representation):
             return
         self.content_length = length
-        self._header_text += f"Content-Length: {length}\r\n"
+        self._extra_headers = b"Content-Length: %d\r\n" % length
 
     def _head(self) -> bytes:
         if self.status is None:
@@ -380,14 +412,16 @@ class Response:
         else:
             connection = b""
         ctx = self.ctx
+        headset = self._headset
         return b"".join(
             (
                 self._status_lines,
-                ctx.server_header if self._own_server else b"",
-                ctx.date_header() if self._own_date else b"",
+                ctx.server_header if headset[2] else b"",
+                ctx.date_header() if headset[3] else b"",
                 connection,
                 framing,
-                self._header_text.encode("latin-1"),
+                headset[0],
+                self._extra_headers,
                 b"\r\n",
             )
         )
@@ -418,15 +452,50 @@ class Response:
         # marked sent before the call: after a partial send nothing else may be written
         self.headers_sent = True
         sock = self.sock
+        dontwait = self.ctx.dontwait
         try:
-            if len(body) <= _JOIN_MAX or self.ctx.tls:
-                sock.sendall(head + body if head else body, flags)
+            if len(body) <= _JOIN_MAX or not dontwait:
+                data = head + body if head else body
+                sent = 0
+                if dontwait:
+                    try:
+                        sent = sock.send(data, flags | dontwait)
+                    except BlockingIOError:
+                        pass  # the client's buffer is full: wait below
+                if sent < len(data):
+                    self._send_waiting(memoryview(data)[sent:], flags)
             else:
-                sent = sock.sendmsg([head, body]) if head else 0
+                # a large body: no copy to join it with the head
+                sent = 0
+                if head:
+                    try:
+                        sent = sock.sendmsg([head, body], (), flags | dontwait)
+                    except BlockingIOError:
+                        pass
                 if sent < len(head):
-                    sock.sendall(head[sent:])
+                    self._send_waiting(memoryview(head)[sent:], flags)
                     sent = len(head)
-                sock.sendall(memoryview(body)[sent - len(head) :])
+                self._send_waiting(memoryview(body)[sent - len(head) :], flags)
         except OSError as exc:
             self.keep_alive = False
-            raise ClientDisconnected(str(exc)) from exc
+            raise ClientDisconnected(_send_failure(exc, self.ctx.write_timeout)) from exc
+
+    def _send_waiting(self, view: memoryview, flags: int) -> None:
+        """Send all of ``view``, each wait for room bounded by ``write_timeout``."""
+        sock = self.sock
+        timeout = self.ctx.write_timeout
+        saved = sock.gettimeout()
+        if timeout:
+            sock.settimeout(timeout if saved is None else min(timeout, saved))
+        try:
+            while view:
+                view = view[sock.send(view, flags) :]
+        finally:
+            if timeout:
+                sock.settimeout(saved)
+
+
+def _send_failure(exc: OSError, write_timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"the client read nothing for write_timeout ({write_timeout:g}s)"
+    return str(exc)

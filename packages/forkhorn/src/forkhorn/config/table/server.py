@@ -81,6 +81,24 @@ started and ready before it stops accepting.""",
         flags=("--max-requests-jitter",), meta="INT",
     ),
     Setting(
+        "max_worker_memory", WORKERS, 0, v.memory_size,
+        """Replace a worker whose resident memory (RSS) has grown past this size. 0 (the
+default) disables it. A forkhorn addition (uWSGI's ``reload-on-rss``).
+
+A size in bytes, or with a unit: ``512M``, ``1.5G``, ``800MiB`` (K, M, G are powers of
+1024). A non-zero value under 1 MiB is refused, since ``512`` alone means bytes.
+
+The check reads ``/proc/self/statm`` (Linux; elsewhere the setting is ignored with a
+warning) after a request, at most once a second, so the limit is soft: what a request
+allocates is seen after it. A worker over the limit logs its RSS and the limit, then is
+replaced like one that reached ``max_requests``: the replacement is started and ready
+before the old worker stops accepting, and the old one finishes its in-flight requests;
+no request fails. Set it well above the RSS of a fresh worker: a worker already over the
+limit after its first request is not recycled (its replacement would be as big), and an
+error says so.""",
+        flags=("--max-worker-memory",), meta="SIZE",
+    ),
+    Setting(
         "timeout", WORKERS, 30, v.positive_int,
         """Seconds a worker may stay silent (or a request may run) before it is aborted and
 replaced. 0 disables.""",
@@ -96,6 +114,53 @@ replaced. 0 disables.""",
         """Seconds an idle keep-alive connection is kept open (not the sync worker).
 0 disables keep-alive.""",
         flags=("--keep-alive",), meta="INT",
+    ),
+    Setting(
+        "header_timeout", WORKERS, 10.0, v.number(0),
+        """Seconds a client has to send a complete request head, counted from its first
+byte (on the sync worker: from the connection's accept, so a client that connects and
+sends nothing is closed after this long too). Past it the server answers ``408 Request
+Timeout`` and closes the connection when some of the head arrived, and closes silently
+when none did. 0 disables (the sync worker then falls back to ``timeout``). A forkhorn
+addition against slow-header ("slowloris") clients: Gunicorn has no such deadline.
+
+Every worker class applies it. The common request (its head in one read) pays nothing
+for it: the deadline is armed only when a read leaves the head incomplete. On gthread a
+connection with an incomplete head goes back to the poller, so a trickling client holds
+no thread.""",
+        flags=("--header-timeout",), meta="SECONDS",
+    ),
+    Setting(
+        "body_timeout", WORKERS, 30.0, v.number(0),
+        """Seconds the server waits for the next piece of a request body while the app
+reads it; also the grace period of ``min_body_rate``. Past it the read fails (the app
+sees an ``OSError``; a response not started yet is ``408 Request Timeout``) and the
+connection is closed. 0 disables both. A forkhorn addition.
+
+Armed only when a read has to wait for the network: a body already received with its
+head costs nothing.""",
+        flags=("--body-timeout",), meta="SECONDS",
+    ),
+    Setting(
+        "min_body_rate", WORKERS, 1024.0, v.number(0),
+        """The slowest average rate, in bytes per second, at which a request body may
+arrive once ``body_timeout`` seconds of grace are spent: having received ``n`` bytes,
+a body may have taken at most ``body_timeout + n / min_body_rate`` seconds (checked after
+each read), else the read fails with ``408`` as for ``body_timeout``. Stops clients that
+trickle a body a byte at a time, which ``body_timeout`` alone would let through.
+0 disables the rate check. A forkhorn addition (Kestrel's ``MinRequestBodyDataRate``).""",
+        flags=("--min-body-rate",), meta="BYTES",
+    ),
+    Setting(
+        "write_timeout", WORKERS, 30.0, v.number(0),
+        """Seconds a response write may wait for the client to make room (to read). A
+client that stops reading is disconnected after this long without progress, and the
+app's iterable is still closed. 0 disables (a blocked write then lasts until the worker's
+``timeout`` ends the request). A forkhorn addition.
+
+Costs nothing while the client keeps up: the first send of a response never blocks; the
+deadline is armed only when the client's socket buffer is full.""",
+        flags=("--write-timeout",), meta="SECONDS",
     ),
     # --- Server Mechanics ------------------------------------------------------------
     Setting(
