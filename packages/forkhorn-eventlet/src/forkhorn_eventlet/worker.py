@@ -1,0 +1,167 @@
+"""``EventletWorker``: the shared cooperative worker on eventlet's hub.
+
+Mirror of ``forkhorn_gevent.worker``. Everything gevent and eventlet do the same way
+(acceptors, connection slots, heartbeat, per-request timeouts, idle keep-alive expiry,
+graceful stop) lives in ``forkhorn.workers.cooperative.CooperativeWorker``; this module
+only says how eventlet patches, spawns, sleeps, schedules and makes sockets cooperative.
+
+Invariants: the master is greened by ``patch_master`` before logging and the app exist
+(see ``forkhorn_eventlet.patching``); each worker takes a new hub after fork. Importing
+this module imports no eventlet. Connection green threads come from ``eventlet.spawn_n``
+(raw greenlets, no GreenThread result machinery). Accepted sockets are ``_EventletSocket``:
+eventlet's ``GreenSocket`` plus a cooperative ``sendmsg`` and a zero-copy ``sendfile``
+(``GreenSocket`` forwards both to the raw non-blocking socket, where they would fail), and
+two fast paths: one ``send`` for a whole response, and after a response a wait for
+readability before ``recv`` (no failing ``recv`` per keep-alive request).
+
+Websockets: an app built on ``eventlet.websocket.WebSocketWSGI`` (Flask-SocketIO style)
+finds the connection's socket in ``environ["gunicorn.socket"]`` for upgrade requests,
+calls ``environ["eventlet.set_idle"]`` after the handshake (the connection leaves the
+timeout clocks), talks on the socket directly, and marks the request handled in
+``eventlet.wsgi.WSGI_LOCAL``; the worker then ends the connection without writing a
+response of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from forkhorn.workers.cooperative import CooperativeWorker, cooperative_sendfile
+
+from forkhorn_eventlet import patching
+
+
+class ConnectionTakenOver(BaseException):
+    """The app took the socket over (a websocket): close it, write nothing more."""
+
+
+class EventletWorker(CooperativeWorker):
+    """Thousands of concurrent connections per process, one green thread each."""
+
+    quiet_exceptions = (ConnectionTakenOver,)
+
+    @classmethod
+    def patch_master(cls, preload: bool) -> None:
+        # Always, preloading or not: eventlet must come before logging, locks and the app.
+        patching.patch_master()
+
+    def _green_process(self) -> None:
+        patching.patch_worker()  # adds ``os``; all of it if the master was not patched
+        patching.after_fork_in_child()
+        import eventlet
+        import eventlet.hubs
+        import eventlet.semaphore
+
+        self._eventlet = eventlet
+        self._hub = eventlet.hubs.get_hub()
+        self._semaphore_class = eventlet.semaphore.Semaphore
+        self._socket_class = _make_socket_class()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.handler.app = _websocket_capable(self.handler.app, self)
+
+    def _make_semaphore(self, value: int) -> Any:
+        return self._semaphore_class(value)
+
+    def _spawn(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self._eventlet.spawn_n(function, *args)
+
+    def _sleep(self, seconds: float) -> None:
+        self._eventlet.sleep(seconds)
+
+    def _schedule(self, function: Callable[..., Any], *args: Any) -> None:
+        self._hub.schedule_call_global(0, function, *args)
+
+    def _timeout_base(self) -> type[BaseException]:
+        return self._eventlet.Timeout  # type: ignore[no-any-return]
+
+    def _new_timeout(self, seconds: float) -> BaseException:
+        # eventlet.Timeout(seconds) arms a timer at once; the sweep only needs the exception.
+        exc = self._request_timeout(None)
+        exc.seconds = seconds  # type: ignore[attr-defined]
+        return exc
+
+    def _cooperative_listener(self, sock: Any) -> Any:
+        from eventlet.patcher import original
+
+        # A dup in a plain socket: the arbiter's listener (a GreenSocket set non-blocking
+        # in the patched master) stays as it is.
+        plain = original("socket").socket(
+            sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno())
+        )
+        green = self._socket_class(plain)
+        green.settimeout(None)
+        return green
+
+
+def _make_socket_class() -> type:
+    """``GreenSocket`` with cooperative ``sendmsg`` and ``sendfile`` (built after patching)."""
+    from eventlet.greenio import GreenSocket
+    from eventlet.hubs import trampoline
+
+    def wait_writable(fd: int) -> None:
+        trampoline(fd, write=True)
+
+    class _EventletSocket(GreenSocket):  # type: ignore[misc, valid-type]
+        # GreenSocket.accept() builds type(self): connections are _EventletSockets too.
+        #: a response just left: the next recv would most likely find nothing
+        _expect_quiet = False
+
+        def recv(self, bufsize: int, flags: int = 0) -> bytes:
+            # The handler only calls recv when its buffer holds no pipelined request, so
+            # right after a response the client is usually still reading it: wait for
+            # readability first instead of paying a failing recv (EAGAIN) per request.
+            if self._expect_quiet:
+                self._expect_quiet = False
+                if not self.act_non_blocking:
+                    self._read_trampoline()
+            try:
+                return self.fd.recv(bufsize, flags)  # type: ignore[no-any-return]
+            except OSError:  # would block, or closed: GreenSocket's loop knows what to do
+                return super().recv(bufsize, flags)  # type: ignore[no-any-return]
+
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            # One send() usually takes a whole response: skip GreenSocket's three layers.
+            try:
+                sent = self.fd.send(data, flags)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                super().sendall(memoryview(data)[sent:], flags)
+            self._expect_quiet = True
+
+        def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0) -> int:
+            return self._send_loop(self.fd.sendmsg, buffers, ancdata, flags)  # type: ignore[no-any-return]
+
+        def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+            return cooperative_sendfile(self, file, offset, count, wait_writable)
+
+    return _EventletSocket
+
+
+def _websocket_capable(app: Callable[..., Any], worker: EventletWorker) -> Callable[..., Any]:
+    """``app``, plus what ``eventlet.websocket.WebSocketWSGI`` needs from its server (only
+    for upgrade requests): the socket, ``eventlet.set_idle`` (called once the handshake is
+    done: from then on no request clock runs) and an end without a response of ours."""
+    from eventlet import wsgi as eventlet_wsgi
+    from greenlet import getcurrent
+
+    local = eventlet_wsgi.WSGI_LOCAL
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if "HTTP_UPGRADE" not in environ or environ["HTTP_UPGRADE"].lower() != "websocket":
+            return app(environ, start_response)
+        if "gunicorn.socket" not in environ:
+            environ["gunicorn.socket"] = worker.connections[getcurrent()].sock
+        environ["eventlet.set_idle"] = worker.connection_taken_over
+        local.already_handled = False
+        result = app(environ, start_response)
+        if getattr(local, "already_handled", False):
+            local.already_handled = False
+            raise ConnectionTakenOver
+        return result
+
+    return application

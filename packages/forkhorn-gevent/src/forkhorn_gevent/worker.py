@@ -1,0 +1,129 @@
+"""``GeventWorker``: the shared cooperative worker on gevent's hub.
+
+Everything gevent and eventlet do the same way (acceptors, connection slots, heartbeat,
+per-request timeouts, idle keep-alive expiry, graceful stop) lives in
+``forkhorn.workers.cooperative.CooperativeWorker``; this module only says how gevent
+patches, spawns, sleeps, schedules and makes sockets cooperative.
+
+Invariants: gevent is imported only after fork, or in the master through ``patch_master``
+when the app is preloaded: importing this module imports no gevent, so the master of
+``forkhorn -k gevent`` stays an ordinary process. Connection green threads are raw
+greenlets (``gevent.spawn_raw``: no result/link machinery to pay for). Accepted sockets are
+``_GeventSocket``: gevent's cooperative socket with a zero-copy ``sendfile`` (gevent's own
+falls back to read/send in 8 KiB blocks) and two fast paths: one ``send`` for a whole
+response (gevent's ``sendall`` asks for ``SO_SNDBUF`` first, a syscall per response), and
+after a response a wait for readability before ``recv`` (no failing ``recv`` per keep-alive
+request). A keep-alive request then costs one ``recv`` and one ``send`` syscall.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from forkhorn.workers.cooperative import CooperativeWorker, cooperative_sendfile
+
+from forkhorn_gevent import patching
+
+
+class GeventWorker(CooperativeWorker):
+    """Thousands of concurrent connections per process, one greenlet each."""
+
+    @classmethod
+    def patch_master(cls, preload: bool) -> None:
+        # Only a preloaded app needs a patched master; otherwise patching waits for the
+        # fork so the master never loads gevent (see forkhorn_gevent.patching).
+        if preload:
+            patching.patch()
+
+    def _green_process(self) -> None:
+        patched_in_master = patching.is_patched()
+        patching.patch()
+        if patched_in_master:
+            patching.after_fork_in_child()
+        import gevent
+        import gevent.lock
+
+        self._gevent = gevent
+        self._run_callback = gevent.get_hub().loop.run_callback
+        self._semaphore_class = gevent.lock.Semaphore
+        self._socket_class = _make_socket_class()
+
+    def _make_semaphore(self, value: int) -> Any:
+        return self._semaphore_class(value)
+
+    def _spawn(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self._gevent.spawn_raw(function, *args)
+
+    def _sleep(self, seconds: float) -> None:
+        self._gevent.sleep(seconds)
+
+    def _schedule(self, function: Callable[..., Any], *args: Any) -> None:
+        self._run_callback(function, *args)
+
+    def _timeout_base(self) -> type[BaseException]:
+        return self._gevent.Timeout  # type: ignore[no-any-return]
+
+    def _cooperative_listener(self, sock: Any) -> Any:
+        # A dup: the arbiter's listener object stays as it is (and closable on its own).
+        green = self._socket_class(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        green.settimeout(None)
+        return green
+
+
+def _make_socket_class() -> type:
+    """gevent's socket, accepting ``_GeventSocket``s with a zero-copy ``sendfile``.
+
+    Built once per worker, after patching: defined at import time it would import gevent.
+    """
+    from gevent.socket import socket as gevent_socket
+
+    class _GeventSocket(gevent_socket):  # type: ignore[misc, valid-type]
+        __slots__ = ("_expect_quiet",)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            #: a response just left: the next recv would most likely find nothing
+            self._expect_quiet = False
+
+        def accept(self) -> tuple[Any, Any]:
+            # gevent's accept() loop, returning our class (gevent's names its own).
+            while True:
+                try:
+                    fd, addr = self._accept()
+                    break
+                except BlockingIOError:
+                    if self.timeout == 0.0:
+                        raise
+                self._wait(self._read_event)
+            return type(self)(self.family, self.type, self.proto, fileno=fd), addr
+
+        def recv(self, *args: Any) -> bytes:
+            # The handler only calls recv when its buffer holds no pipelined request, so
+            # right after a response the client is usually still reading it: wait for
+            # readability first instead of paying a failing recv (EAGAIN) per request.
+            if self._expect_quiet:
+                self._expect_quiet = False
+                if self.timeout != 0.0:
+                    self._wait(self._read_event)
+            return super().recv(*args)  # type: ignore[no-any-return]
+
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            # One send() usually takes a whole response; gevent's sendall would first ask
+            # the kernel for SO_SNDBUF (a syscall) to size its chunks.
+            try:
+                sent = self._sock.send(data, flags)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                super().sendall(memoryview(data)[sent:], flags)
+            self._expect_quiet = True
+
+        def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+            return cooperative_sendfile(self, file, offset, count, self._wait_writable)
+
+        def _wait_writable(self, fd: int) -> None:
+            self._wait(self._write_event)  # the socket's own watcher: none created per wait
+
+    return _GeventSocket

@@ -1,0 +1,114 @@
+"""Monkey-patching happens once, at the right moment, and silently.
+
+Default: the master never imports gevent; each worker patches right after fork. With
+``--preload``: the master patches right after the worker class is resolved, before
+``ssl``, ``logging``, the config file or the app are imported. In both modes gevent raises
+no ``MonkeyPatchWarning`` (servers run with warnings as errors).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import WORKER, server_env
+
+#: wraps the patch function to record what the master had imported when it ran, then
+#: runs the real bootstrap (``forkhorn.__main__.main``) with the given arguments
+LAUNCHER = """
+import json, os, sys
+import forkhorn_{worker}.patching as patching
+
+RECORD = os.environ["FORKHORN_TEST_RECORD"]
+original = patching.{patch_function}
+
+def recording(*args, **kwargs):
+    if not patching.is_patched():  # the call that really patches
+        with open(RECORD, "a") as out:
+            out.write(json.dumps({{"pid": os.getpid(), "modules": sorted(sys.modules)}}) + chr(10))
+    return original(*args, **kwargs)
+
+patching.{patch_function} = recording
+from forkhorn.__main__ import main
+main()
+"""
+
+PATCH_FUNCTION = "patch"
+
+
+def run_python(
+    code: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-W", "error", "-c", code, *args], env=env or server_env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def loaded(prefix: str, code: str) -> list[str]:
+    probe = (
+        code
+        + f"\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == {prefix!r})))"
+    )
+    result = run_python(probe)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_importing_the_worker_class_imports_no_gevent() -> None:
+    assert loaded("gevent", "import forkhorn_gevent.worker") == []
+
+
+def test_patch_master_without_preload_leaves_the_master_alone() -> None:
+    code = (
+        "from forkhorn_gevent.worker import GeventWorker\nGeventWorker.patch_master(preload=False)"
+    )
+    assert loaded("gevent", code) == []
+
+
+def test_patch_master_with_preload_patches_once_without_warnings() -> None:
+    code = (
+        "from forkhorn_gevent.worker import GeventWorker\n"
+        "GeventWorker.patch_master(preload=True)\n"
+        "GeventWorker.patch_master(preload=True)\n"  # idempotent: no 'patching twice' warning
+        "import socket, gevent.socket\n"
+        "assert socket.socket is gevent.socket.socket\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr
+
+
+def _launch(tmp_path: Path, start_server: Any, *args: str) -> tuple[Any, dict[str, Any]]:
+    record = tmp_path / "record.json"
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(LAUNCHER.format(worker=WORKER, patch_function=PATCH_FUNCTION))
+    env = {"FORKHORN_TEST_RECORD": str(record), "PYTHONWARNINGS": "error"}
+    server = start_server(*args, env=env, launcher=launcher)
+    patches = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(patches) == 1, patches  # one process patched (workers of a preloading master
+    return server, patches[0]  # inherit it); -w 1
+
+
+def test_preload_patches_the_master_before_ssl_and_logging(
+    tmp_path: Path, start_server: Any
+) -> None:
+    server, record = _launch(tmp_path, start_server, "--preload")
+    assert record["pid"] == server.proc.pid  # patched in the master
+    assert "ssl" not in record["modules"]
+    assert "logging" not in record["modules"]
+    assert "testapp" not in record["modules"]
+    assert server.get_json("/modules")["gevent"] is True
+    assert "MonkeyPatchWarning" not in server.log
+    assert "Warning" not in server.log
+
+
+def test_default_mode_patches_in_the_worker_without_warnings(
+    tmp_path: Path, start_server: Any
+) -> None:
+    server, record = _launch(tmp_path, start_server)
+    assert record["pid"] != server.proc.pid  # patched after fork, in a worker
+    assert "testapp" not in record["modules"]  # ... before the app was imported
+    assert server.get_json("/modules")["gevent"] is True
+    assert "Warning" not in server.log
