@@ -125,8 +125,8 @@ def types(session: nox.Session) -> None:
     session.run(
         "mypy",
         f"{CORE}/src/forkhorn",
-        f"{GEVENT}/src/forkhorn_gevent/plugin.py",
-        f"{EVENTLET}/src/forkhorn_eventlet/plugin.py",
+        f"{GEVENT}/src/forkhorn_gevent",
+        f"{EVENTLET}/src/forkhorn_eventlet",
     )
 
 
