@@ -1,14 +1,18 @@
-"""The error log's Gunicorn format, the access log's atoms and escaping, and reopening."""
+"""``Logger``: the error log (text and JSON), the access sinks, syslog, ``logconfig*``,
+``logger_class``, StatsD counters of log calls, and reopening files."""
 
 from __future__ import annotations
 
-import base64
+import json
+import logging
 import re
+import socket
+import textwrap
 
 import pytest
 from forkhorn.config import Config
-from forkhorn.logging import AccessFormatter, Logger, escape
-from forkhorn.logging.access import AccessContext
+from forkhorn.logging import Logger, LoggerClassError, load_logger_class, make_logger
+from forkhorn.logging.handlers import LogConfigError, parse_syslog_address
 
 ENVIRON = {
     "REMOTE_ADDR": "10.1.2.3",
@@ -17,74 +21,30 @@ ENVIRON = {
     "PATH_INFO": "/path",
     "QUERY_STRING": "q=1",
     "SERVER_PROTOCOL": "HTTP/1.1",
-    "HTTP_REFERER": "http://ref/",
-    "HTTP_USER_AGENT": "curl/8",
-    "HTTP_X_FORWARDED_FOR": "1.1.1.1",
-    "HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"alice:secret").decode(),
 }
+STAMP = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] "
 
 
-def fmt(format_: str, environ=None, status="200 OK", headers=(), sent=12, took=0.25) -> str:
-    ctx = AccessContext(dict(environ or ENVIRON), status, list(headers), sent, took)
-    return AccessFormatter(format_).format(ctx)
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Loggers are process-wide: leave them as found for the next test."""
+    names = ("forkhorn.error", "forkhorn.access", "gunicorn.error", "gunicorn.access")
+    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate,
+                    logging.getLogger(name).level) for name in names}  # fmt: skip
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = propagate
+        logger.setLevel(level)
 
 
-def test_gunicorn_default_format():
-    line = fmt('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"')
-    assert re.fullmatch(
-        r"10\.1\.2\.3 - alice \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
-        r'"GET /path\?q=1 HTTP/1\.1" 200 12 "http://ref/" "curl/8"',
-        line,
-    )
-
-
-@pytest.mark.parametrize(
-    ("atom", "expected"),
-    [
-        ("m", "GET"),
-        ("U", "/path"),
-        ("q", "q=1"),
-        ("H", "HTTP/1.1"),
-        ("B", "12"),
-        ("T", "0"),
-        ("M", "250"),
-        ("D", "250000"),
-        ("L", "0.250000"),
-        ("{x-forwarded-for}i", "1.1.1.1"),
-        ("{X-Missing}i", "-"),
-        ("{content-type}o", "text/x"),
-        ("{REMOTE_ADDR}e", "10.1.2.3"),
-        ("nonsense", "-"),
-    ],
-)
-def test_atoms(atom, expected):
-    assert fmt(f"%({atom})s", headers=[("Content-Type", "text/x")]) == expected
-
-
-def test_b_is_dash_for_an_empty_body_and_p_is_the_pid():
-    assert fmt("%(b)s", sent=0) == "-"
-    assert re.fullmatch(r"<\d+>", fmt("%(p)s"))
-
-
-def test_client_values_cannot_forge_lines_or_fields():
-    hostile = dict(ENVIRON, HTTP_USER_AGENT='x"\r\n10.0.0.1 - - "GET /admin', RAW_URI="/\x1b[31m\\")
-    line = fmt('"%(r)s" "%(a)s"', environ=hostile)
-    assert "\n" not in line and "\r" not in line and "\x1b" not in line
-    assert line == r'"GET /\x1b[31m\\ HTTP/1.1" "x\"\x0d\x0a10.0.0.1 - - \"GET /admin"'
-    assert escape("caf\xe9") == r"caf\xe9"
-
-
-def test_only_used_atoms_are_computed():
-    formatter = AccessFormatter("%(s)s %(s)s %(m)s")
-    assert [atom for atom, _ in formatter._getters] == ["s", "m"]
-
-
-def test_invalid_format_is_rejected():
-    with pytest.raises(ValueError):
-        AccessFormatter("%(h)d")
-
-
-def make_logger(tmp_path, **settings) -> Logger:
+def make_logger_(tmp_path, **settings) -> Logger:
     cfg = Config()
     cfg.set("errorlog", str(tmp_path / "error.log"))
     for name, value in settings.items():
@@ -92,27 +52,283 @@ def make_logger(tmp_path, **settings) -> Logger:
     return Logger(cfg)
 
 
+@pytest.fixture
+def udp_listener():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5.0)
+    yield sock
+    sock.close()
+
+
+def received(sock: socket.socket) -> list[str]:
+    lines = []
+    sock.settimeout(0.5)
+    while True:
+        try:
+            lines += sock.recv(65536).decode().split("\n")
+        except TimeoutError:
+            return lines
+
+
+# --- the error log ----------------------------------------------------------------------
+
+
 def test_error_log_line_format(tmp_path):
-    log = make_logger(tmp_path)
+    log = make_logger_(tmp_path)
     log.info("Starting forkhorn %s", "0.1.0")
     log.debug("hidden at info level")
     text = (tmp_path / "error.log").read_text()
-    assert re.fullmatch(
-        r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[INFO\] Starting forkhorn 0\.1\.0\n",
-        text,
-    )
+    assert re.fullmatch(STAMP + r"\[INFO\] Starting forkhorn 0\.1\.0\n", text)
 
 
-def test_access_log_and_reopen(tmp_path):
-    log = make_logger(tmp_path, accesslog=str(tmp_path / "access.log"), access_log_format="%(s)s")
+def test_loglevel_debug_shows_debug_lines(tmp_path):
+    log = make_logger_(tmp_path, loglevel="debug")
+    log.debug("visible %d", 1)
+    log.log("warning", "by name")
+    text = (tmp_path / "error.log").read_text()
+    assert "[DEBUG] visible 1" in text and "[WARNING] by name" in text
+
+
+def test_json_error_log_is_one_object_per_line_with_the_exception(tmp_path):
+    log = make_logger_(tmp_path, log_format="json")
+    log.info('quote " and newline \n and \x01 from %s', "caf\xe9")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        log.exception("failed")
+    lines = (tmp_path / "error.log").read_text().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["message"] == 'quote " and newline \n and \x01 from caf\xe9'
+    assert first["level"] == "info" and first["logger"] == "forkhorn.error"
+    assert isinstance(first["pid"], int)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", first["time"])
+    assert second["level"] == "error" and "RuntimeError: boom" in second["exception"]
+    assert all(line.isascii() for line in lines)
+
+
+# --- the access log and its sinks -------------------------------------------------------
+
+
+def test_access_log_off_by_default_and_nothing_is_built(tmp_path):
+    log = make_logger_(tmp_path)
+    assert not log.access_enabled
+    assert log._sinks == () and log._formatter is None and log.statsd is None
+
+
+def test_access_enabled_by_statsd_or_metrics_alone(tmp_path, udp_listener):
+    port = udp_listener.getsockname()[1]
+    assert make_logger_(tmp_path, statsd_host=f"127.0.0.1:{port}").access_enabled
+    metrics_only = make_logger_(tmp_path, metrics_bind="127.0.0.1:0")
+    assert metrics_only.access_enabled and metrics_only._formatter is None
+
+
+def test_access_log_is_buffered_and_reopen_loses_nothing(tmp_path):
+    access = tmp_path / "access.log"
+    log = make_logger_(tmp_path, accesslog=str(access), access_log_format="%(s)s")
     assert log.access_enabled
     log.access(ENVIRON, "200 OK", [], 1, 0.1)
-    (tmp_path / "access.log").rename(tmp_path / "access.log.1")
+    access.rename(tmp_path / "access.log.1")
     log.reopen_files()
     log.access(ENVIRON, "404 Not Found", [], 1, 0.1)
+    log.flush()
     assert (tmp_path / "access.log.1").read_text() == "200\n"
-    assert (tmp_path / "access.log").read_text() == "404\n"
+    assert access.read_text() == "404\n"
 
 
-def test_access_log_off_by_default(tmp_path):
-    assert not make_logger(tmp_path).access_enabled
+def test_access_log_json_format(tmp_path):
+    access = tmp_path / "access.log"
+    log = make_logger_(tmp_path, accesslog=str(access), log_format="json")
+    log.access(dict(ENVIRON, HTTP_X_REQUEST_ID="req-42"), "201 Created", [], 5, 0.0125)
+    log.flush()
+    record = json.loads(access.read_text())
+    assert record["status"] == 201 and record["bytes"] == 5 and record["duration_ms"] == 12.5
+    assert record["request_id"] == "req-42" and record["method"] == "GET"
+
+
+def test_statsd_sink_and_log_counters(tmp_path, udp_listener):
+    port = udp_listener.getsockname()[1]
+    log = make_logger_(tmp_path, statsd_host=f"127.0.0.1:{port}", statsd_prefix="app",
+                       dogstatsd_tags="env:test")  # fmt: skip
+    log.access(ENVIRON, "404 Not Found", [], 1, 0.0125)
+    log.error("an error")
+    log.warning("a warning")
+    log.critical("critical")
+    try:
+        raise ValueError("x")
+    except ValueError:
+        log.exception("an exception")
+    log.info("", extra={"metric": "custom.gauge", "value": 7, "mtype": "gauge"})
+    log.flush()
+    lines = received(udp_listener)
+    assert "app.forkhorn.requests:1|c|#env:test" in lines
+    assert "app.forkhorn.request.duration:12.500|ms|#env:test" in lines
+    assert "app.forkhorn.request.status.404:1|c|#env:test" in lines
+    for name in ("error", "warning", "critical", "exception"):
+        assert f"app.forkhorn.log.{name}:1|c|#env:test" in lines
+    assert "app.forkhorn.log.error:1|c|#env:test" in lines
+    assert lines.count("app.forkhorn.log.error:1|c|#env:test") == 1  # exception is apart
+    assert "app.custom.gauge:7|g|#env:test" in lines
+    text = (tmp_path / "error.log").read_text()
+    assert "an error" in text and "custom" not in text  # a metric-only call logs nothing
+
+
+# --- syslog -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("udp://localhost:514", (socket.SOCK_DGRAM, ("localhost", 514))),
+        ("udp://Host", (socket.SOCK_DGRAM, ("host", 514))),
+        ("tcp://10.0.0.1:601", (socket.SOCK_STREAM, ("10.0.0.1", 601))),
+        ("udp://[::1]:5514", (socket.SOCK_DGRAM, ("::1", 5514))),
+        ("unix:///dev/log", (None, "/dev/log")),
+        ("unix:///dev/log#dgram", (socket.SOCK_DGRAM, "/dev/log")),
+        ("unix:///run/x#stream", (socket.SOCK_STREAM, "/run/x")),
+    ],
+)
+def test_parse_syslog_address(address, expected):
+    assert parse_syslog_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["http://x", "udp://h:port", "unix:///x#raw"])
+def test_bad_syslog_address(address):
+    with pytest.raises(LogConfigError):
+        parse_syslog_address(address)
+
+
+def test_syslog_receives_error_and_access_lines(tmp_path, udp_listener):
+    port = udp_listener.getsockname()[1]
+    log = make_logger_(tmp_path, syslog=True, syslog_addr=f"udp://127.0.0.1:{port}",
+                       syslog_prefix="myapp", syslog_facility="local0",
+                       access_log_format="%(m)s %(s)s")  # fmt: skip
+    assert log.access_enabled  # access lines go to syslog even without accesslog
+    log.warning("disk is %s", "full")
+    log.access(ENVIRON, "200 OK", [], 1, 0.1)
+    first = udp_listener.recv(4096).decode()
+    second = udp_listener.recv(4096).decode()
+    # <priority> = facility local0 (16) * 8 + severity (warning 4, info 6)
+    assert re.fullmatch(r"<132>forkhorn\.myapp\.error: \[\d+\] disk is full\x00", first)
+    assert re.fullmatch(r"<134>forkhorn\.myapp\.access: \[\d+\] GET 200\x00", second)
+
+
+def test_syslog_without_access_redirect(tmp_path, udp_listener):
+    port = udp_listener.getsockname()[1]
+    log = make_logger_(tmp_path, syslog=True, syslog_addr=f"udp://127.0.0.1:{port}",
+                       disable_redirect_access_to_syslog=True)  # fmt: skip
+    assert not log.access_enabled
+
+
+def test_unusable_syslog_is_reported_not_fatal(tmp_path):
+    log = make_logger_(tmp_path, syslog=True, syslog_addr=f"unix://{tmp_path}/missing#dgram")
+    log.info("still logging")
+    text = (tmp_path / "error.log").read_text()
+    assert "syslog is off" in text and "still logging" in text
+
+
+# --- logconfig --------------------------------------------------------------------------
+
+
+def _file_handler_config(path, logger="forkhorn.error"):
+    return {
+        "version": 1,
+        "formatters": {"bare": {"format": "CFG %(levelname)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path),
+                              "formatter": "bare"}},
+        "loggers": {logger: {"handlers": ["file"], "level": "INFO", "propagate": False},
+                    logger.replace("error", "access"): {"handlers": ["file"], "level": "INFO",
+                                                        "propagate": False}},
+    }  # fmt: skip
+
+
+def test_logconfig_dict_replaces_the_handlers(tmp_path):
+    out = tmp_path / "cfg.log"
+    log = make_logger_(tmp_path, logconfig_dict=_file_handler_config(out),
+                       access_log_format="%(m)s %(s)s")  # fmt: skip
+    assert log.access_enabled  # Gunicorn: a logconfig turns the access log on
+    log.info("hello")
+    log.access(ENVIRON, "200 OK", [], 1, 0.1)
+    assert out.read_text() == "CFG INFO hello\nCFG INFO GET 200\n"
+
+
+def test_gunicorn_logger_names_in_a_logconfig_still_work(tmp_path):
+    out = tmp_path / "cfg.log"
+    log = make_logger_(tmp_path, logconfig_dict=_file_handler_config(out, "gunicorn.error"))
+    log.error("via gunicorn.error")
+    assert out.read_text() == "CFG ERROR via gunicorn.error\n"
+
+
+def test_logconfig_json(tmp_path):
+    out = tmp_path / "cfg.log"
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(_file_handler_config(out)))
+    make_logger_(tmp_path, logconfig_json=str(path)).warning("from json")
+    assert out.read_text() == "CFG WARNING from json\n"
+    path.write_text("{not json")
+    with pytest.raises(LogConfigError):
+        make_logger_(tmp_path, logconfig_json=str(path))
+
+
+def test_logconfig_ini_file(tmp_path):
+    out = tmp_path / "cfg.log"
+    ini = tmp_path / "logging.ini"
+    ini.write_text(
+        textwrap.dedent(f"""\
+        [loggers]
+        keys=root,error
+        [handlers]
+        keys=file
+        [formatters]
+        keys=bare
+        [logger_root]
+        level=WARNING
+        handlers=
+        [logger_error]
+        level=INFO
+        handlers=file
+        propagate=0
+        qualname=forkhorn.error
+        [handler_file]
+        class=FileHandler
+        formatter=bare
+        args=({str(out)!r},)
+        [formatter_bare]
+        format=INI %(message)s
+        """)
+    )
+    make_logger_(tmp_path, logconfig=str(ini)).info("from ini")
+    assert out.read_text() == "INI from ini\n"
+    with pytest.raises(LogConfigError):
+        make_logger_(tmp_path, logconfig=str(tmp_path / "missing.ini"))
+
+
+# --- logger_class -----------------------------------------------------------------------
+
+
+class CustomLogger(Logger):
+    built = 0
+
+    def setup(self, cfg):
+        CustomLogger.built += 1
+        super().setup(cfg)
+
+
+def test_logger_class_resolution(tmp_path):
+    assert load_logger_class("simple") is Logger
+    assert load_logger_class("gunicorn.glogging.Logger") is Logger
+    assert load_logger_class("forkhorn.logging.Logger") is Logger
+    assert load_logger_class(CustomLogger) is CustomLogger
+    assert load_logger_class(f"{__name__}.CustomLogger") is CustomLogger
+    assert load_logger_class(f"{__name__}:CustomLogger") is CustomLogger
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    cfg.set("logger_class", f"{__name__}.CustomLogger")
+    assert type(make_logger(cfg)) is CustomLogger
+
+
+@pytest.mark.parametrize("name", ["no_such_module.Logger", f"{__name__}.Missing", "justaname"])
+def test_bad_logger_class_names_the_setting(name):
+    with pytest.raises(LoggerClassError, match="logger_class"):
+        load_logger_class(name)

@@ -42,7 +42,8 @@ from forkhorn.arbiter.pidfile import Pidfile, PidfileError
 from forkhorn.arbiter.systemd import Notifier
 from forkhorn.arbiter.workerclass import load_worker_class
 from forkhorn.arbiter.workerset import HANDLED_SIGNALS, HaltServer, WorkerProcess, WorkerSet
-from forkhorn.logging import Logger
+from forkhorn.instrument.master import MasterInstruments
+from forkhorn.logging import Logger, make_logger
 from forkhorn.workers.base import APP_LOAD_ERROR, Worker
 from forkhorn.workers.heartbeat import DRAIN, HeartbeatBoard
 
@@ -60,7 +61,7 @@ class Arbiter(WorkerSet):
     ) -> None:
         self.app = app
         self.cfg = app.cfg
-        self.log: Logger = log if log is not None else Logger(self.cfg)
+        self.log: Logger = log if log is not None else make_logger(self.cfg)
         self._worker_class = worker_class
         self.pid = os.getpid()
         self.master_pid = 0  # the old master's pid while we are its USR2 successor
@@ -73,6 +74,8 @@ class Arbiter(WorkerSet):
         self.worker_age = 0
         self.pidfile: Pidfile | None = None
         self.board: HeartbeatBoard | None = None
+        #: metrics endpoint, per-worker counters, StatsD gauge (issue 9)
+        self.instruments = MasterInstruments(self)
         self.notifier = Notifier(self.log)
         self.notify_socket = os.environ.get("NOTIFY_SOCKET") or self.notifier.address
         self._signal_queue: list[int] = []
@@ -205,6 +208,7 @@ class Arbiter(WorkerSet):
         self.reap_workers()
         self.murder_workers()
         self.manage_workers()
+        self.instruments.tick()
         self._watchdog()
 
     def _sleep_time(self) -> float:
@@ -216,8 +220,12 @@ class Arbiter(WorkerSet):
     def sleep(self, timeout: float) -> None:
         if self._signal_queue:
             return
-        readable, _, _ = select.select([self._wake_r], [], [], timeout)
-        if readable:
+        metrics = self.instruments
+        readable, writable, _ = select.select(
+            [self._wake_r, *metrics.read_fds()], metrics.write_fds(), [], timeout
+        )
+        metrics.handle(readable, writable)
+        if self._wake_r in readable:
             try:
                 while os.read(self._wake_r, 4096):
                     pass
@@ -403,6 +411,10 @@ class Arbiter(WorkerSet):
             say("Reason: %s", reason)
         self._remove_pidfile()
         self.call_hook("on_exit", server=self)
+        self.instruments.close()
+        flush = getattr(self.log, "flush", None)  # a user's logger_class may not have it
+        if flush is not None:
+            flush()
         return exit_status
 
     def _remove_pidfile(self) -> None:

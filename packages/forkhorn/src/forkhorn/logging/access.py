@@ -1,164 +1,348 @@
-"""The access-log formatter: Gunicorn's ``%(atom)s`` format, computing only the atoms used.
+"""The access-log formatter: Gunicorn's ``%(atom)s`` format, compiled once per process.
 
 Theory of operation
 -------------------
-The format is parsed once per process (``AccessFormatter(fmt)``): every ``%(name)s`` key is
-mapped to a small function of the request context. Per request, only those functions run,
-then one ``fmt % values``. Unknown atoms render as ``-`` (as in Gunicorn).
+An access line is written per request, so the format is turned once, when the logger is
+set up, into one specialised Python function (the way ``collections.namedtuple`` and
+``dataclasses`` build their methods): each ``%(atom)s`` becomes an inline expression over
+``environ``, ``status``, ``headers``, ``sent`` and ``request_time``; the function computes
+only the atoms the format uses and ends with one ``%`` on a positional format. No dict of
+every atom, no context object, no ``strftime`` (``LogClock`` caches the date per second),
+no function call per atom. User text never becomes code: atom names and header names only
+reach the generated source as entries of its constants table, looked up by index.
+
+Escaping is checked once per line, not per value. With the usual formats (every
+conversion a bare ``%(x)s``) the line is one ``str.join`` of literal text and values; it is
+encoded (it must be, to be written) and ``bytes.translate`` deletes every printable ASCII
+byte but ``"`` and ``\\``: if what is left is exactly the format's own quotes (and the
+newline), no value holds a quote, backslash, control or non-ASCII character and the bytes
+are written as they are. Other formats join the values and test them (``isascii``,
+``isprintable``, no ``"`` nor ``\\``). Only a line that fails the test escapes each value
+(``escape``). Unknown atoms render as ``-`` (as in Gunicorn).
 
 Atoms: ``h`` remote address, ``l`` ``-``, ``u`` user (basic auth), ``t`` date, ``r`` request
 line, ``m`` method, ``U`` path, ``q`` query, ``H`` protocol, ``s`` status, ``B`` body bytes,
 ``b`` body bytes or ``-``, ``f`` referer, ``a`` user agent, ``T``/``M``/``D``/``L`` request time
 in s/ms/us/decimal s, ``p`` ``<pid>``, ``{name}i`` request header, ``{name}o`` response
-header, ``{name}e`` environ variable.
+header, ``{name}e`` environ variable (names case-insensitive, as in Gunicorn). ``B``, ``T``,
+``M`` and ``D`` are numbers, so ``%(D)d`` works as in Gunicorn; every other atom is text.
 
 Invariant: a value a client can influence never reaches the log raw. ``"``, ``\\``, control
-characters and bytes >= 0x7f are escaped (``\\"``, ``\\\\``, ``\\xHH``) as Apache does, so
-no client can end a field or forge a line.
+characters and chars >= 0x7f (environ strings are latin-1 decoded bytes) are escaped
+(``\\"``, ``\\\\``, ``\\xHH``) as Apache does, so no client can end a field or forge a line.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-_ATOM = re.compile(r"%\(([^)]*)\)")
+from forkhorn.logging.clock import LogClock
+
+#: ``%%``, or ``%(name)`` + flags/width/precision + the conversion character
+_CONVERSION = re.compile(r"%(?:(%)|\(([^)]*)\)([#0 +-]*\d*(?:\.\d+)?)([a-zA-Z]))")
+_NUMERIC_CONVERSIONS = frozenset("diouxXeEfFgGc")
+#: printable ASCII but ``"`` and ``\\``: ``bytes.translate`` deletes these from an encoded
+#: line; what is left over must be exactly the format's own quotes/backslashes + newline
+_PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
 # Environ strings are latin-1 decoded bytes (PEP 3333), so every char is < 256.
 _ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0x100)]}
 _ESCAPES[ord('"')] = '\\"'
 _ESCAPES[ord("\\")] = "\\\\"
 
+Environ = dict[str, Any]
+Headers = Sequence[tuple[str, str]]
+FormatFunction = Callable[[Environ, str, Headers, int, float], str]
+
+DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+#: atom -> expression (text). ``get`` is ``environ.get``; ``took`` the request time.
+_TEXT_ATOMS: dict[str, str] = {
+    "h": 'get("REMOTE_ADDR") or "-"',
+    "l": '"-"',
+    "u": '_user(environ) if "HTTP_AUTHORIZATION" in environ else "-"',
+    "t": "_clf_cache[1] if _now() < _clf_cache[0] else _clf()",
+    "r": "f\"{get('REQUEST_METHOD', '-')} {get('RAW_URI') or _target(environ)} "
+    "{get('SERVER_PROTOCOL', '-')}\"",
+    "m": 'get("REQUEST_METHOD") or "-"',
+    "U": 'get("PATH_INFO") or "-"',
+    "q": 'get("QUERY_STRING", "")',
+    "H": 'get("SERVER_PROTOCOL") or "-"',
+    "s": 'status.partition(" ")[0] or "-"',
+    "B": "str(sent)",
+    "b": 'str(sent) if sent else "-"',
+    "f": 'get("HTTP_REFERER") or "-"',
+    "a": 'get("HTTP_USER_AGENT") or "-"',
+    "T": "str(int(took))",
+    "M": "str(int(took * 1000))",
+    "D": "str(int(took * 1000000))",
+    "L": '"%.6f" % took',
+    "p": '"<%d>" % _clock.pid',
+}
+#: atoms Gunicorn gives as numbers, for ``%(D)d``-style conversions
+_NUMBER_ATOMS: dict[str, str] = {
+    "B": "sent",
+    "T": "int(took)",
+    "M": "int(took * 1000)",
+    "D": "int(took * 1000000)",
+}
+
 
 def escape(value: str) -> str:
     """Make a client-supplied value safe inside a log line."""
-    if value.isprintable() and value.isascii() and '"' not in value and "\\" not in value:
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return value
     return value.translate(_ESCAPES)
 
 
-@dataclass
-class AccessContext:
-    environ: dict[str, Any]
-    status: str
-    response_headers: list[tuple[str, str]]
-    sent_bytes: int
-    request_time: float
+def _as_text(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return value if type(value) is str else str(value)
 
 
-Getter = Callable[[AccessContext], str]
+def _target(environ: Environ) -> str:
+    """The request target when the environ has no ``RAW_URI`` (not built by forkhorn)."""
+    target = str(environ.get("PATH_INFO", ""))
+    if environ.get("QUERY_STRING"):
+        target += "?" + str(environ["QUERY_STRING"])
+    return target
 
 
-def _env(key: str) -> Getter:
-    return lambda ctx: escape(str(ctx.environ.get(key) or "-"))
-
-
-def _request_line(ctx: AccessContext) -> str:
-    env = ctx.environ
-    target = env.get("RAW_URI")
-    if not target:
-        target = env.get("PATH_INFO", "")
-        if env.get("QUERY_STRING"):
-            target += "?" + env["QUERY_STRING"]
-    method = env.get("REQUEST_METHOD", "-")
-    return escape(f"{method} {target} {env.get('SERVER_PROTOCOL', '-')}")
-
-
-def _user(ctx: AccessContext) -> str:
-    auth = ctx.environ.get("HTTP_AUTHORIZATION", "")
-    if auth[:6].lower() != "basic ":
+def _user(environ: Environ) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION")
+    if not auth or auth[:6].lower() != "basic ":
         return "-"
     try:
         decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("latin-1")
     except (binascii.Error, ValueError):
         return "-"
-    user = decoded.partition(":")[0]
-    return escape(user) if user else "-"
+    return decoded.partition(":")[0] or "-"
 
 
-def _date(ctx: AccessContext) -> str:
-    return time.strftime("[%d/%b/%Y:%H:%M:%S %z]")
+def _response_header(headers: Headers, lowered: str) -> str:
+    for key, value in headers:
+        if key.lower() == lowered:
+            return str(value)
+    return "-"
 
 
-def _status(ctx: AccessContext) -> str:
-    return escape(ctx.status.split(None, 1)[0]) if ctx.status else "-"
+def _environ_value(environ: Environ, key: str) -> str:
+    value = environ.get(key)
+    if value is None and key != key.upper():
+        value = environ.get(key.upper())
+    return _as_text(value)
 
 
-def _response_header(name: str) -> Getter:
+def _request_header_key(name: str) -> str:
     lowered = name.lower()
-
-    def get(ctx: AccessContext) -> str:
-        for key, value in ctx.response_headers:
-            if key.lower() == lowered:
-                return escape(str(value))
-        return "-"
-
-    return get
-
-
-def _request_header(name: str) -> Getter:
-    key = "HTTP_" + name.upper().replace("-", "_")
-    if name.lower() == "content-type":
-        key = "CONTENT_TYPE"
-    elif name.lower() == "content-length":
-        key = "CONTENT_LENGTH"
-    return _env(key)
-
-
-_FIXED: dict[str, Getter] = {
-    "h": _env("REMOTE_ADDR"),
-    "l": lambda ctx: "-",
-    "u": _user,
-    "t": _date,
-    "r": _request_line,
-    "m": _env("REQUEST_METHOD"),
-    "U": _env("PATH_INFO"),
-    "q": lambda ctx: escape(ctx.environ.get("QUERY_STRING", "")),
-    "H": _env("SERVER_PROTOCOL"),
-    "s": _status,
-    "B": lambda ctx: str(ctx.sent_bytes),
-    "b": lambda ctx: str(ctx.sent_bytes) if ctx.sent_bytes else "-",
-    "f": _env("HTTP_REFERER"),
-    "a": _env("HTTP_USER_AGENT"),
-    "T": lambda ctx: str(int(ctx.request_time)),
-    "M": lambda ctx: str(int(ctx.request_time * 1_000)),
-    "D": lambda ctx: str(int(ctx.request_time * 1_000_000)),
-    "L": lambda ctx: f"{ctx.request_time:.6f}",
-    "p": lambda ctx: f"<{os.getpid()}>",
-}
-
-
-def _getter_for(atom: str) -> Getter:
-    fixed = _FIXED.get(atom)
-    if fixed is not None:
-        return fixed
-    if atom.startswith("{") and len(atom) > 3 and atom[-2] == "}":
-        name, kind = atom[1:-2], atom[-1]
-        if kind == "i":
-            return _request_header(name)
-        if kind == "o":
-            return _response_header(name)
-        if kind == "e":
-            return _env(name)
-    return lambda ctx: "-"
+    if lowered == "content-type":
+        return "CONTENT_TYPE"
+    if lowered == "content-length":
+        return "CONTENT_LENGTH"
+    return "HTTP_" + name.upper().replace("-", "_")
 
 
 class AccessFormatter:
-    """``format(ctx)`` -> one access-log line (without the newline)."""
+    """``format(...)`` -> one line (no newline); ``format_bytes(...)`` -> the line encoded,
+    newline included (what the access writer stores). Both take ``(environ, status,
+    headers, sent, request_time)``.
 
-    def __init__(self, fmt: str) -> None:
+    ``request_id_for``: computes the request id when the handler did not put one in the
+    environ (used by ``%({forkhorn.request_id}e)s``).
+    """
+
+    def __init__(
+        self,
+        fmt: str = DEFAULT_FORMAT,
+        clock: LogClock | None = None,
+        request_id_for: Callable[[Environ], str] | None = None,
+    ) -> None:
         self.fmt = fmt
-        self._getters = [(atom, _getter_for(atom)) for atom in dict.fromkeys(_ATOM.findall(fmt))]
+        self.clock = clock or LogClock()
+        self._request_id_for: Callable[[Environ], str] | None = None  # not while validating
+        self.atoms: list[str] = []
+        #: constants the generated code refers to by name (user text only ever lives here)
+        self._constants: list[str] = []
+        #: the format as (literal text, None) and (expression, is text) pieces
+        self._pieces: list[tuple[str, bool | None]] = []
+        self._plain = True  # every conversion is a bare %s: the line is one str.join
+        self._specs: list[str] = []  # each conversion's %-spec (for a format that is not plain)
+        self._leftover = b"\n"  # what a safe line keeps after deleting _PLAIN_BYTES
+        self._stray_percent = False
+        position = 0
+        for match in _CONVERSION.finditer(fmt):
+            self._literal(fmt[position : match.start()])
+            self._conversion(match)
+            position = match.end()
+        self._literal(fmt[position:])
+        if self._stray_percent:
+            raise ValueError(f"invalid access_log_format {fmt!r}: a % without (atom)")
+        self.source = self._source()
+        namespace = self._namespace()
+        exec(self.source, namespace)  # generated from fixed templates only
+        self.format: FormatFunction = namespace["format"]
+        self.format_bytes: Callable[..., bytes] = namespace["format_bytes"]
         try:
-            fmt % {atom: "" for atom, _ in self._getters}
-        except (ValueError, TypeError, KeyError) as exc:
+            self.format({}, "200 OK", [], 0, 0.0)
+        except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid access_log_format {fmt!r}: {exc}") from None
+        self._request_id_for = request_id_for
 
-    def format(self, ctx: AccessContext) -> str:
-        return self.fmt % {atom: get(ctx) for atom, get in self._getters}
+    # --- parsing the format ------------------------------------------------------------------
+
+    def _literal(self, text: str, escaped: bool = False) -> None:
+        if "%" in text and not escaped:
+            self._stray_percent = True
+        if text:
+            self._pieces.append((text, None))
+
+    def _conversion(self, match: re.Match[str]) -> None:
+        if match.group(1):
+            self._literal("%", escaped=True)
+            return
+        atom, spec, kind = match.group(2), match.group(3), match.group(4)
+        self.atoms.append(atom)
+        if spec or kind != "s":
+            self._plain = False
+        if kind in _NUMERIC_CONVERSIONS and atom in _NUMBER_ATOMS:
+            self._pieces.append((_NUMBER_ATOMS[atom], False))
+        else:
+            self._pieces.append((self._text_expression(atom), True))
+        self._specs.append(f"%{spec}{kind}")
+
+    def _constant(self, value: str) -> str:
+        self._constants.append(value)
+        return f"_k[{len(self._constants) - 1}]"
+
+    def _text_expression(self, atom: str) -> str:
+        fixed = _TEXT_ATOMS.get(atom)
+        if fixed is not None:
+            return fixed
+        if atom.startswith("{") and len(atom) > 3 and atom[-2] == "}":
+            name, kind = atom[1:-2], atom[-1]
+            if kind == "i":
+                return f'get({self._constant(_request_header_key(name))}) or "-"'
+            if kind == "o":
+                return f"_response_header(headers, {self._constant(name.lower())})"
+            if kind == "e":
+                if name.lower() == "forkhorn.request_id":
+                    return "_request_id(environ)"
+                return f"_environ_value(environ, {self._constant(name)})"
+        return '"-"'
+
+    def _request_id(self, environ: Environ) -> str:
+        value = environ.get("forkhorn.request_id")
+        if value is None and self._request_id_for is not None:
+            value = self._request_id_for(environ)
+        return _as_text(value)
+
+    # --- generating the functions --------------------------------------------------------------
+
+    def _source(self) -> str:
+        head = ["    get = environ.get"]
+        items: list[str] = []  # the join items (plain) or the % values (not plain)
+        escaped: list[str] = []
+        texts: list[str] = []
+        literal = ""
+        for number, (text, kind) in enumerate(self._pieces):
+            if kind is None:
+                literal += text
+                items.append(self._constant(text))
+                escaped.append(items[-1])
+                continue
+            name = f"v{number}"
+            head.append(f"    {name} = {text}")
+            items.append(name)
+            if kind:
+                texts.append(name)
+                escaped.append(f"_escape({name})")
+            else:
+                escaped.append(name)
+        if self._plain:
+            values = list(items)
+        else:
+            values = [name for name in items if not name.startswith("_k[")]
+            escaped = [name for name in escaped if not name.startswith("_k[")]
+        retry = ""
+        if texts:
+            retry = (
+                f"    except TypeError:  # a non-str value an app put in the environ\n"
+                f"        {', '.join(texts)}, = [str(v) for v in ({', '.join(texts)},)]\n"
+            )
+        if self._plain:
+            self._plain = literal.isascii() and literal.isprintable()
+            self._leftover = literal.encode().translate(None, _PLAIN_BYTES) + b"\n"
+        if self._plain:
+            line = f'"".join(({", ".join(values)}, "\\n"))'
+            slow = f'"".join(({", ".join(escaped)}, "\\n"))'
+            body = [
+                "def format_bytes(environ, status, headers, sent, took):",
+                *head,
+                *(
+                    [
+                        "    try:",
+                        f"        line = {line}",
+                        retry.rstrip("\n"),
+                        f"        line = {line}",
+                    ]
+                    if texts
+                    else [f"    line = {line}"]
+                ),
+                '    data = line.encode("utf-8", "backslashreplace")',
+                "    if data.translate(None, _PLAIN) == _LEFTOVER:  # nothing a client added",
+                "        return data",
+                f'    return {slow}.encode("utf-8", "backslashreplace")',
+                "",
+                "def format(*args):",
+                '    return format_bytes(*args)[:-1].decode("utf-8", "backslashreplace")',
+            ]
+        else:
+            joined = f'"".join(({", ".join(texts)},))' if texts else '""'
+            check = [f"    line = {joined}"]
+            if texts:
+                check = ["    try:", f"    {check[0]}", retry.rstrip("\n"), f"    {check[0]}"]
+            body = [
+                "def format(environ, status, headers, sent, took):",
+                *head,
+                *check,
+                "    if (line.isascii() and line.isprintable() and '\"' not in line",
+                "            and '\\\\' not in line):",
+                f"        return _fmt % ({', '.join(values)},)",
+                f"    return _fmt % ({', '.join(escaped)},)",
+                "",
+                "def format_bytes(*args):",
+                '    return (format(*args) + "\\n").encode("utf-8", "backslashreplace")',
+            ]
+        return "\n".join(body) + "\n"
+
+    def _namespace(self) -> dict[str, Any]:
+        positional = "".join(
+            text.replace("%", "%%") if kind is None else spec
+            for (text, kind), spec in zip(self._pieces, self._spec_iter(), strict=True)
+        )
+        return {
+            "_k": tuple(self._constants),
+            "_fmt": positional,
+            "_PLAIN": _PLAIN_BYTES,
+            "_LEFTOVER": self._leftover,
+            "_escape": escape,
+            "_clf": self.clock.clf,
+            "_clf_cache": self.clock.clf_cache,
+            "_now": time.time,
+            "_clock": self.clock,
+            "_user": _user,
+            "_target": _target,
+            "_response_header": _response_header,
+            "_environ_value": _environ_value,
+            "_request_id": self._request_id,
+        }
+
+    def _spec_iter(self) -> list[str]:
+        specs = iter(self._specs)
+        return [next(specs) if kind is not None else "" for _, kind in self._pieces]

@@ -1,19 +1,34 @@
-"""``Logger(cfg)``: the error log and the access log of one server run.
+"""``Logger(cfg)``: the error log, the access log and the per-request metric sinks.
 
 Theory of operation
 -------------------
-Two stdlib loggers, ``forkhorn.error`` and ``forkhorn.access``, configured from the settings
-when a ``Logger`` is built (never at import time); ``propagate`` is off so the app's own
-logging configuration cannot duplicate or swallow our lines. The error log uses Gunicorn's
-line format ``[2014-09-10 10:22:28 +0000] [30869] [INFO] message``.
+The error log is the stdlib logger ``forkhorn.error`` (Gunicorn's line format
+``[2014-09-10 10:22:28 +0000] [30869] [INFO] message``, or JSON), with ``propagate`` off so
+the app's own logging configuration cannot duplicate or swallow our lines; ``syslog`` and
+the ``logconfig*`` settings are set up by ``forkhorn.logging.handlers``.
+
+``access()`` is the one call the connection handler makes per request, and only when
+``access_enabled`` is true: when the access log, StatsD or the metrics endpoint is on.
+It fans out to a tuple of sinks chosen by ``setup`` (Gunicorn's statsd logger rides the
+same call), so a sink that is off costs nothing:
+
+* the access line (text atoms or JSON), formatted once, written straight into a buffered
+  ``LineWriter`` (a file or stdout), and/or handed to the stdlib ``forkhorn.access``
+  logger when it must reach syslog or a ``logconfig``;
+* ``StatsdClient.request`` (requests, duration, status counters in one batch entry);
+* ``WorkerMetrics.record`` into the worker's shared-memory region (``metrics_bind``).
 
 Invariants
 ----------
-* ``access()`` is only called when ``access_enabled``; the formatter computes only the atoms
-  the format uses, and escapes every client-supplied value.
+* A sink failing never fails the request (the handler guards the call; each sink swallows
+  its I/O errors itself).
 * ``reopen_files()`` (SIGUSR1, in the master and every worker) reopens file handlers under
-  their lock, so a line is written either to the old file or to the new one, never lost.
-* Files are opened in append mode: master and workers write whole lines with O_APPEND.
+  their lock and the access writer new-file-first, so a line is written to the old file
+  or to the new one, never lost. Files are opened in append mode: whole lines, O_APPEND.
+* Buffered sinks are flushed at least every second (``flush_if_due``, from the worker's
+  ``notify()``), on reopen and on exit (``flush``); only a SIGKILL can lose the last second.
+* Per-process state (pid stamped on lines, request-id prefix, the worker's metrics
+  region) is renewed in each worker by ``bind_worker`` after the fork.
 """
 
 from __future__ import annotations
@@ -21,12 +36,24 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from forkhorn.logging.access import AccessContext, AccessFormatter
+from forkhorn.logging.access import DEFAULT_FORMAT, AccessFormatter
+from forkhorn.logging.clock import LogClock
+from forkhorn.logging.handlers import (
+    DATE_FORMAT,
+    ERROR_FORMAT,
+    LogConfigError,
+    apply_logconfig,
+    logger_names,
+    syslog_handler,
+    uses_logconfig,
+)
+from forkhorn.logging.jsonlog import JsonAccessFormatter, JsonErrorFormatter
+from forkhorn.logging.requestid import RequestIds
+from forkhorn.logging.writer import LineWriter
 
-ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
-DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -34,20 +61,38 @@ LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+#: Gunicorn's custom-metric convention: ``log.info("", extra={"metric": ..., ...})``
+_METRIC_TYPES = ("gauge", "counter", "histogram")
+_STATSD_LEVEL_COUNTERS = {
+    logging.CRITICAL: "forkhorn.log.critical",
+    logging.ERROR: "forkhorn.log.error",
+    logging.WARNING: "forkhorn.log.warning",
+}
+
+Sink = Callable[[dict[str, Any], str, list[tuple[str, str]], int, float], None]
 
 
 class Logger:
-    """The server's logs. Subclasses (issue 9: JSON, StatsD) override ``setup`` / ``access``."""
+    """The server's logs. ``logger_class`` may name a subclass (``forkhorn.logging.load``)."""
 
     error_log_name = "forkhorn.error"
     access_log_name = "forkhorn.access"
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+        self.clock = LogClock()
         self.error_log = logging.getLogger(self.error_log_name)
         self.access_log = logging.getLogger(self.access_log_name)
         self.access_enabled = False
-        self._access_formatter: AccessFormatter | None = None
+        self.statsd: Any = None
+        #: this worker's metrics region (``bind_worker``); None in the master
+        self.metrics: Any = None
+        #: ``request_id_for(environ)`` when request ids are in use (JSON logs, the atom)
+        self.request_id_for: Callable[[dict[str, Any]], str] | None = None
+        self._request_ids: RequestIds | None = None
+        self._formatter: AccessFormatter | JsonAccessFormatter | None = None
+        self._writer: LineWriter | None = None
+        self._sinks: tuple[Sink, ...] = ()
         self.setup(cfg)
 
     # --- configuration ------------------------------------------------------------------
@@ -55,41 +100,118 @@ class Logger:
     def setup(self, cfg: Any) -> None:
         """(Re)configure from ``cfg``; called again on SIGHUP with the reloaded settings."""
         self.cfg = cfg
-        self.error_log.propagate = False
-        self.access_log.propagate = False
-        level = LEVELS.get(str(getattr(cfg, "loglevel", "info")).lower(), logging.INFO)
-        self.error_log.setLevel(level)
-        self.access_log.setLevel(logging.INFO)
-        self._replace_handlers(self.error_log, getattr(cfg, "errorlog", "-"), sys.stderr)
-        error_formatter = logging.Formatter(ERROR_FORMAT, DATE_FORMAT)
-        for handler in self.error_log.handlers:
-            handler.setFormatter(error_formatter)
-        accesslog = getattr(cfg, "accesslog", None)
-        self.access_enabled = bool(accesslog)
-        if accesslog:
-            self._replace_handlers(self.access_log, accesslog, sys.stdout)
-            for handler in self.access_log.handlers:
-                handler.setFormatter(logging.Formatter("%(message)s"))
-            self._access_formatter = AccessFormatter(
-                getattr(cfg, "access_log_format", None)
-                or '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-            )
+        self.close()
+        as_json = str(getattr(cfg, "log_format", "text")).lower() == "json"
+        access_format = getattr(cfg, "access_log_format", None) or DEFAULT_FORMAT
+        self._request_ids = None
+        self.request_id_for = None
+        if as_json or "forkhorn.request_id" in access_format.lower():
+            self._request_ids = RequestIds(cfg)
+            self.request_id_for = self._request_ids.request_id_for
+        error_formatter: logging.Formatter = (
+            JsonErrorFormatter(self.clock)
+            if as_json
+            else logging.Formatter(ERROR_FORMAT, DATE_FORMAT)
+        )
+        configured = uses_logconfig(cfg)
+        if configured:
+            for logger in (logging.getLogger(self.error_log_name),
+                           logging.getLogger(self.access_log_name)):  # fmt: skip
+                _replace_handlers(logger, [])
+                logger.propagate = True
+                logger.setLevel(logging.NOTSET)
+            apply_logconfig(cfg)
+            error_name, access_name = logger_names(self.error_log_name, self.access_log_name)
+            self.error_log = logging.getLogger(error_name)
+            self.access_log = logging.getLogger(access_name)
         else:
-            self._replace_handlers(self.access_log, None, sys.stdout)
+            self.error_log = logging.getLogger(self.error_log_name)
+            self.access_log = logging.getLogger(self.access_log_name)
+            self.error_log.propagate = False
+            self.access_log.propagate = False
+            level = LEVELS.get(str(getattr(cfg, "loglevel", "info")).lower(), logging.INFO)
+            self.error_log.setLevel(level)
+            self.access_log.setLevel(logging.INFO)
+            handler = _target_handler(getattr(cfg, "errorlog", "-") or "-", sys.stderr)
+            handler.setFormatter(error_formatter)
+            _replace_handlers(self.error_log, [handler])
+            _replace_handlers(self.access_log, [])
+        syslog_access = bool(getattr(cfg, "syslog", False)) and not getattr(
+            cfg, "disable_redirect_access_to_syslog", False
+        )
+        if getattr(cfg, "syslog", False):
+            self._add_syslog(cfg, as_json, error_formatter, syslog_access)
+        accesslog = getattr(cfg, "accesslog", None)
+        forward = configured or syslog_access
+        if accesslog or forward:
+            if as_json:
+                self._formatter = JsonAccessFormatter(self.clock, self.request_id_for)
+            else:
+                self._formatter = AccessFormatter(access_format, self.clock, self.request_id_for)
+        if accesslog and not configured:
+            self._writer = LineWriter(accesslog)
+        if getattr(cfg, "statsd_host", None):
+            self._start_statsd(cfg)
+        self._forward = forward
+        self._build_sinks()
         if getattr(cfg, "capture_output", False) and getattr(cfg, "errorlog", "-") != "-":
             self._capture_output()
 
-    @staticmethod
-    def _replace_handlers(logger: logging.Logger, target: str | None, stream: Any) -> None:
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
-        if target is None:
-            logger.addHandler(logging.NullHandler())
-        elif target == "-":
-            logger.addHandler(logging.StreamHandler(stream))
-        else:
-            logger.addHandler(logging.FileHandler(target, mode="a", encoding="utf-8"))
+    def _add_syslog(self, cfg: Any, as_json: bool, error_formatter: logging.Formatter,
+                    with_access: bool) -> None:  # fmt: skip
+        try:
+            inner = error_formatter if as_json else None
+            self.error_log.addHandler(syslog_handler(cfg, "error", inner))
+            if with_access:
+                plain = logging.Formatter("%(message)s") if as_json else None
+                self.access_log.addHandler(syslog_handler(cfg, "access", plain))
+        except LogConfigError as exc:
+            self.error_log.error("syslog is off: %s", exc)
+
+    def _start_statsd(self, cfg: Any) -> None:
+        from forkhorn.instrument.statsd import StatsdClient
+
+        try:
+            self.statsd = StatsdClient(
+                cfg.statsd_host, getattr(cfg, "statsd_prefix", "") or "",
+                getattr(cfg, "dogstatsd_tags", "") or "",
+            )  # fmt: skip
+        except (OSError, ValueError) as exc:
+            self.statsd = None
+            self.error_log.warning("statsd is off: cannot use %s: %s", cfg.statsd_host, exc)
+
+    def _build_sinks(self) -> None:
+        sinks: list[Sink] = []
+        if self._formatter is not None:
+            if self._writer is not None and not self._forward:
+                sinks.append(self._writer.sink(self._formatter.format_bytes))
+            elif self._writer is not None or self._forward:
+                sinks.append(self._access_line)
+        if self.statsd is not None:
+            sinks.append(self.statsd.sink())
+        if self.metrics is not None and getattr(self.cfg, "metrics_bind", None):
+            sinks.append(self.metrics.sink())
+        self._sinks = tuple(sinks)
+        self.access_enabled = bool(sinks) or bool(getattr(self.cfg, "metrics_bind", None))
+        if type(self).access is Logger.access:
+            # Per request, the handler's ``log.access(...)`` then runs the sink itself, or
+            # one fan-out frame: a subclass that overrides ``access`` keeps its method.
+            self.access = _fan_out(self._sinks)  # type: ignore[method-assign, assignment]
+
+    def bind_worker(self, worker: Any) -> None:
+        """In a worker, after the fork: per-process state and the worker's metrics region."""
+        self.clock.pid = os.getpid()
+        if self._request_ids is not None:
+            self._request_ids.after_fork()
+        if self.statsd is not None:
+            self.statsd.after_fork()
+        self.metrics = getattr(worker, "metrics", None)
+        self._build_sinks()
+
+    @property
+    def buffered(self) -> bool:
+        """Whether something waits in a buffer (``flush_if_due`` must be called)."""
+        return self._writer is not None or self.statsd is not None
 
     def _capture_output(self) -> None:
         """Send the app's prints (fd 1 and 2) to the error log file."""
@@ -113,6 +235,8 @@ class Logger:
                     handler.stream = handler._open()
                 finally:
                     handler.release()
+        if self._writer is not None:
+            self._writer.reopen()
         if getattr(self.cfg, "capture_output", False) and getattr(self.cfg, "errorlog", "-") != "-":
             self._capture_output()
 
@@ -123,6 +247,8 @@ class Logger:
                 stream = getattr(handler, "stream", None)
                 if isinstance(handler, logging.FileHandler) and stream is not None:
                     os.set_inheritable(stream.fileno(), False)
+        if self._writer is not None and self._writer.is_file:
+            os.set_inheritable(self._writer.fileno(), False)
 
     def error_fileno(self) -> int | None:
         """The fd the error log writes to (for faulthandler's stack dumps), or None."""
@@ -137,32 +263,67 @@ class Logger:
                 continue
         return None
 
+    def flush_if_due(self) -> None:
+        if self._writer is not None:
+            self._writer.flush_if_due()
+        if self.statsd is not None:
+            self.statsd.flush_if_due()
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+        if self.statsd is not None:
+            self.statsd.flush()
+
+    def close(self) -> None:
+        """Flush and close the access writer and StatsD (``setup`` builds new ones)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self.statsd is not None:
+            self.statsd.close()
+            self.statsd = None
+        self._formatter = None
+        self._sinks = ()
+
     # --- the error log ------------------------------------------------------------------
 
+    def _emit(self, level: int, msg: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+              counter: str | None = None) -> None:  # fmt: skip
+        statsd = self.statsd
+        if statsd is not None:
+            if counter is not None:
+                statsd.increment(counter)
+            extra = kwargs.get("extra")
+            if extra and _send_custom_metric(statsd, extra) and not msg:
+                return  # a metric only: nothing to log (Gunicorn's convention)
+        self.error_log.log(level, msg, *args, **kwargs)
+
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        self.error_log.debug(msg, *args, **kwargs)
+        self._emit(logging.DEBUG, msg, args, kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        self.error_log.info(msg, *args, **kwargs)
+        self._emit(logging.INFO, msg, args, kwargs)
 
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        self.error_log.warning(msg, *args, **kwargs)
+        self._emit(logging.WARNING, msg, args, kwargs, "forkhorn.log.warning")
 
     def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        self.error_log.error(msg, *args, **kwargs)
+        self._emit(logging.ERROR, msg, args, kwargs, "forkhorn.log.error")
 
     def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        self.error_log.critical(msg, *args, **kwargs)
+        self._emit(logging.CRITICAL, msg, args, kwargs, "forkhorn.log.critical")
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        self.error_log.exception(msg, *args, **kwargs)
+        kwargs.setdefault("exc_info", True)
+        self._emit(logging.ERROR, msg, args, kwargs, "forkhorn.log.exception")
 
     def log(self, level: int | str, msg: str, *args: Any, **kwargs: Any) -> None:
         if isinstance(level, str):
             level = LEVELS.get(level.lower(), logging.INFO)
-        self.error_log.log(level, msg, *args, **kwargs)
+        self._emit(level, msg, args, kwargs, _STATSD_LEVEL_COUNTERS.get(level))
 
-    # --- the access log -----------------------------------------------------------------
+    # --- the access log and the per-request sinks ----------------------------------------
 
     def access(
         self,
@@ -172,13 +333,65 @@ class Logger:
         sent_bytes: int,
         request_time: float,
     ) -> None:
-        formatter = self._access_formatter
-        if formatter is None:
-            return
-        ctx = AccessContext(environ, status, response_headers, sent_bytes, request_time)
-        try:
-            line = formatter.format(ctx)
-        except Exception:
-            self.error_log.exception("Failed to format the access log line")
-            return
-        self.access_log.info(line)
+        """Run every sink that is on. (Unless a subclass overrides this method, ``setup``
+        rebinds ``self.access`` to the sink itself, or to one fan-out function, so the
+        handler's call costs no extra frame.)"""
+        for sink in self._sinks:
+            sink(environ, status, response_headers, sent_bytes, request_time)
+
+    def _access_line(self, environ: dict[str, Any], status: str,
+                     headers: list[tuple[str, str]], sent: int, took: float) -> None:  # fmt: skip
+        line = self._formatter.format(environ, status, headers, sent, took)  # type: ignore[union-attr]
+        if self._writer is not None:
+            self._writer.write(line)
+        if self._forward:
+            self.access_log.info(line)
+
+
+def _fan_out(sinks: tuple[Sink, ...]) -> Sink:
+    if len(sinks) == 1:
+        return sinks[0]
+    if len(sinks) == 2:
+        first, second = sinks
+
+        def both(environ: dict[str, Any], status: str, headers: list[tuple[str, str]],
+                 sent: int, took: float) -> None:  # fmt: skip
+            first(environ, status, headers, sent, took)
+            second(environ, status, headers, sent, took)
+
+        return both
+
+    def every(environ: dict[str, Any], status: str, headers: list[tuple[str, str]],
+              sent: int, took: float) -> None:  # fmt: skip
+        for sink in sinks:
+            sink(environ, status, headers, sent, took)
+
+    return every
+
+
+def _send_custom_metric(statsd: Any, extra: dict[str, Any]) -> bool:
+    """Gunicorn's ``extra={"metric": name, "value": v, "mtype": "gauge|counter|histogram"}``."""
+    metric, value, kind = extra.get("metric"), extra.get("value"), extra.get("mtype")
+    if not (metric and value is not None and kind in _METRIC_TYPES):
+        return False
+    if kind == "gauge":
+        statsd.gauge(metric, value)
+    elif kind == "counter":
+        statsd.increment(metric, value)
+    else:
+        statsd.histogram(metric, value)
+    return True
+
+
+def _target_handler(target: str, stream: Any) -> logging.Handler:
+    if target == "-":
+        return logging.StreamHandler(stream)
+    return logging.FileHandler(target, mode="a", encoding="utf-8")
+
+
+def _replace_handlers(logger: logging.Logger, handlers: list[logging.Handler]) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        logger.addHandler(handler)

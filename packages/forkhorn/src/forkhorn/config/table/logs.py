@@ -2,13 +2,27 @@
 
 The logger (``forkhorn.logging``) reads these; ``logconfig*`` and ``syslog*`` follow
 Gunicorn's meaning. ``check_config`` and ``print_config`` are acted on by the CLI before
-the arbiter exists.
+the arbiter exists. ``metrics_bind`` is read by the master (``forkhorn.instrument``).
 """
 
 from __future__ import annotations
 
 from forkhorn.config import validators as v
 from forkhorn.config.setting import DEBUG, LOGGING, PROCESS, Setting
+
+
+def metrics_address(value: object) -> str | None:
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``; empty or None: the endpoint is off."""
+    text = v.string(value)
+    if not text:
+        return None
+    if text.startswith("fd://"):
+        raise ValueError(f"expected HOST:PORT or unix:PATH, got {value!r}")
+    v.check_bind_address(text)
+    if not text.startswith("unix:") and not text.rpartition(":")[2].isdigit():
+        raise ValueError(f"expected HOST:PORT with a port number, got {value!r}")
+    return text
+
 
 # The rows are kept compact on purpose: one setting reads as one block.
 # fmt: off
@@ -107,8 +121,33 @@ ROWS: list[Setting] = [
     ),
     Setting(
         "log_format", LOGGING, "text", v.choice("text", "json"),
-        "``json`` writes access and error logs as one JSON object per line. forkhorn's.",
+        """``text`` (Gunicorn's formats) or ``json``: access and error logs as one JSON object
+per line. Access fields: ``time`` (ISO 8601), ``level``, ``logger``, ``pid``,
+``remote_addr``, ``method``, ``path``, ``query``, ``protocol``, ``status``, ``bytes``,
+``duration_ms``, ``user_agent``, ``referer``, ``request_id``; error fields: ``time``,
+``level``, ``logger``, ``pid``, ``message`` and ``exception``. Client values are escaped
+(ASCII-only JSON). forkhorn's own setting.""",
         flags=("--log-format",), meta="FORMAT",
+    ),
+    Setting(
+        "request_id_header", LOGGING, "X-Request-ID", v.string,
+        """The request header whose value becomes the request id (``forkhorn.request_id``
+in the environ, ``request_id`` in JSON access lines, ``%({forkhorn.request_id}e)s`` in the
+text format) when it is a token of 1 to 128 characters (letters, digits and
+``._~:/@+=!#$%&*^|-``); otherwise, or when this is empty, an id is generated.
+forkhorn's own setting.""",
+        flags=("--request-id-header",), meta="HEADER",
+        short="The request header taken as the request id when it is a sane token.",
+    ),
+    Setting(
+        "metrics_bind", LOGGING, None, metrics_address,
+        """Serve Prometheus metrics (text format 0.0.4) at ``http://ADDRESS/metrics`` from the
+master, aggregated over all workers: requests by method and status, a latency histogram,
+requests in flight, workers, restarts, timeouts, memory per worker and listener backlogs.
+``HOST:PORT`` or ``unix:PATH``; off by default. Keep it on a private address.
+forkhorn's own setting.""",
+        flags=("--metrics-bind",), meta="ADDRESS",
+        short="Serve Prometheus metrics from the master at HOST:PORT or unix:PATH (off).",
     ),
     # --- Process Naming --------------------------------------------------------------
     Setting(

@@ -1,0 +1,181 @@
+"""Access-log and metrics microbenchmarks, importable by the bench session (not tests).
+
+``bench_access(n, tmpdir, **settings)`` calls ``Logger.access`` ``n`` times with a realistic
+browser environ, the access log writing to a file in ``tmpdir``, and returns calls per
+second (best of 5 rounds, so a busy machine's hiccups do not decide the figure).
+
+``bench_handler(n, tmpdir, **settings)`` serves ``n`` keep-alive hello-world requests with
+the real ``ConnectionHandler`` over a socketpair in this one process and returns the CPU
+microseconds per request (``time.process_time``: what other processes on a shared machine
+do barely moves it). Comparing it with and without ``accesslog``/``metrics_bind`` gives
+the observability cost relative to a whole request's path (parse, environ, app, send).
+
+Run directly: ``python tests/logging/microbench.py`` prints the figures of each mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+from forkhorn.config import Config
+from forkhorn.logging import Logger
+
+ENVIRON: dict[str, Any] = {
+    "REQUEST_METHOD": "GET",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "/articles/2024/forkhorn-is-fast",
+    "QUERY_STRING": "utm_source=feed&page=2",
+    "RAW_URI": "/articles/2024/forkhorn-is-fast?utm_source=feed&page=2",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "SERVER_NAME": "www.example.com",
+    "SERVER_PORT": "80",
+    "REMOTE_ADDR": "192.168.10.23",
+    "REMOTE_PORT": "51234",
+    "HTTP_HOST": "www.example.com",
+    "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "HTTP_ACCEPT": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "HTTP_REFERER": "https://www.example.com/articles/",
+    "HTTP_COOKIE": "session=3f9a1c7e5b2d4a8f; theme=dark; consent=1",
+    "wsgi.url_scheme": "http",
+}
+HEADERS = [("Content-Type", "text/plain"), ("Content-Length", "14")]
+
+
+def make_logger(tmpdir: str, **settings: Any) -> Logger:
+    cfg = Config()
+    cfg.set("errorlog", os.path.join(tmpdir, "error.log"))
+    cfg.set("accesslog", os.path.join(tmpdir, "access.log"))
+    for name, value in settings.items():
+        cfg.set(name, value)
+    return Logger(cfg)
+
+
+def bench_access(n: int, tmpdir: str, **settings: Any) -> float:
+    log = make_logger(tmpdir, **settings)
+    access = log.access
+    environ = ENVIRON
+    best = 0.0
+    per_round = max(1, n // 5)
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(per_round):
+            access(environ, "200 OK", HEADERS, 14, 0.000731)
+        elapsed = time.perf_counter() - start
+        best = max(best, per_round / elapsed)
+    flush = getattr(log, "flush", None)
+    if flush is not None:
+        flush()
+    return best
+
+
+class _BenchWorker:
+    """What ``ConnectionHandler`` and ``Logger.bind_worker`` read from a worker."""
+
+    def __init__(self, cfg: Config, log: Logger, metrics: Any) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.metrics = metrics
+        self.alive = True
+        self.nr = 0
+        self.app = None
+        self.wsgi = _hello
+
+    def request_started(self, method: str, path: str) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.words[metrics.started_at] += 1
+
+    def request_finished(self) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.words[metrics.finished_at] += 1
+
+    def count_request(self) -> None:
+        self.nr += 1
+
+
+def _hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "14")])
+    return [b"Hello, World!\n"]
+
+
+def bench_handler(n: int, tmpdir: str, **settings: Any) -> float:
+    import socket
+
+    from forkhorn.instrument.board import MetricsBoard
+    from forkhorn.wsgi.handler import Connection, ConnectionHandler
+
+    cfg = Config()
+    cfg.set("errorlog", os.path.join(tmpdir, "error.log"))
+    for name, value in settings.items():
+        cfg.set(name, value)
+    log = Logger(cfg)
+    board = MetricsBoard(capacity=1) if cfg.metrics_bind else None
+    worker = _BenchWorker(cfg, log, board.region(0) if board is not None else None)
+    log.bind_worker(worker)
+    handler = ConnectionHandler(worker)
+    server, client = socket.socketpair()
+    conn = Connection(server, ("192.168.10.23", 51234), ("127.0.0.1", 8000))
+    request = (
+        b"GET / HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: wrk/4.2\r\nAccept: */*\r\n\r\n"
+    )
+    best = float("inf")
+    per_round = max(1, n // 5)
+    try:
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(per_round):
+                client.sendall(request)
+                handler.serve_one(conn)
+                client.recv(65536)
+            best = min(best, (time.process_time() - start) / per_round * 1e6)
+    finally:
+        log.flush()
+        server.close()
+        client.close()
+    return best
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "text (Gunicorn default format)": {},
+    "json": {"log_format": "json"},
+}
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    for name, settings in MODES.items():
+        with tempfile.TemporaryDirectory() as tmpdir:
+            try:
+                rate = bench_access(n, tmpdir, **settings)
+            except Exception as exc:  # a mode this version does not have
+                print(f"{name:40} n/a ({exc})")
+                continue
+        print(f"{name:40} {rate:>12,.0f} calls/s  {1e6 / rate:6.2f} us/call")
+    handler_modes: dict[str, dict[str, Any]] = {
+        "handler: all off": {},
+        "handler: access log": {"accesslog": "ACCESS"},
+        "handler: metrics": {"metrics_bind": "127.0.0.1:9100"},
+        "handler: access log + metrics": {"accesslog": "ACCESS", "metrics_bind": "127.0.0.1:9100"},
+        "handler: json log + metrics": {
+            "accesslog": "ACCESS",
+            "metrics_bind": "127.0.0.1:9100",
+            "log_format": "json",
+        },
+    }
+    base = 0.0
+    for name, settings in handler_modes.items():
+        with tempfile.TemporaryDirectory() as tmpdir:
+            if settings.get("accesslog"):
+                settings = dict(settings, accesslog=os.path.join(tmpdir, "access.log"))
+            cost = bench_handler(n // 4, tmpdir, **settings)
+        base = base or cost
+        print(f"{name:40} {cost:6.2f} us CPU/request  ({cost / base - 1:+.1%})")
+
+
+if __name__ == "__main__":
+    main()
