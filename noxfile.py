@@ -28,6 +28,7 @@ TEST_DEPS = [
     "pyyaml>=6",  # only to check the Kubernetes manifest in docs/deploy
 ]
 DEPLOY_TESTS = f"{CORE}/tests/deploy"
+RELIABILITY_JSONL = ROOT / ".nox" / "reliability.jsonl"
 
 nox.options.sessions = [
     "lint",
@@ -47,10 +48,11 @@ def _install_proxies(session: nox.Session) -> None:
     session.run("bash", "ci/install-proxies.sh", external=True, success_codes=[0, 1])
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
+def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
     session.run(
-        "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-ra", *paths, *session.posargs
-    )
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-ra", *paths, *session.posargs,
+        env=env,
+    )  # fmt: skip
 
 
 @nox.session(name="tests-core")
@@ -58,7 +60,8 @@ def tests_core(session: nox.Session) -> None:
     """The core package alone: no plugin distribution installed, plugin autoload off."""
     session.install("-e", CORE, *TEST_DEPS)
     _install_proxies(session)
-    _pytest(session, f"{CORE}/tests", "bench/test_harness.py")
+    # the short reliability suite; the slow one runs in `nox -s reliability`
+    _pytest(session, f"{CORE}/tests", "bench/test_harness.py", "-m", "not slow")
 
 
 @nox.session(name="tests-gevent")
@@ -79,6 +82,38 @@ def tests_eventlet(session: nox.Session) -> None:
     _pytest(session, f"{EVENTLET}/tests")
     session.env["FORKHORN_DEPLOY_WORKERS"] = "eventlet"
     _pytest(session, DEPLOY_TESTS)
+
+
+def _reliability_env() -> dict[str, str]:
+    return {
+        "FORKHORN_RELIABILITY_RESULTS": str(RELIABILITY_JSONL),
+        "FORKHORN_RELIABILITY_RESULTS_MD": str(ROOT / "docs" / "reliability-results.md"),
+    }
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """The whole fault-injection and load suite (minutes); rewrites docs/reliability-results.md."""
+    session.install("-e", CORE, *TEST_DEPS)
+    RELIABILITY_JSONL.parent.mkdir(exist_ok=True)
+    RELIABILITY_JSONL.unlink(missing_ok=True)
+    _pytest(session, f"{CORE}/tests/reliability", env=_reliability_env())
+    session.notify("reliability-gevent")
+    session.notify("reliability-eventlet")
+
+
+@nox.session(name="reliability-gevent")
+def reliability_gevent(session: nox.Session) -> None:
+    """The reliability tests of the gevent worker, in its own venv."""
+    session.install("-e", CORE, "-e", GEVENT, *TEST_DEPS)
+    _pytest(session, f"{GEVENT}/tests/test_reliability.py", env=_reliability_env())
+
+
+@nox.session(name="reliability-eventlet")
+def reliability_eventlet(session: nox.Session) -> None:
+    """The reliability tests of the eventlet worker, in its own venv."""
+    session.install("-e", CORE, "-e", EVENTLET, *TEST_DEPS)
+    _pytest(session, f"{EVENTLET}/tests/test_reliability.py", env=_reliability_env())
 
 
 @nox.session

@@ -124,3 +124,27 @@ def test_quit_stops_quickly(start_server):
     server = start_server(workers=2)
     server.kill(signal.SIGQUIT)
     assert server.wait_exit(10) == 0
+
+
+def test_term_sent_while_a_worker_is_still_forking_is_not_lost(start_server, tmp_path):
+    # post_fork holds the new worker between fork and its own signal handlers: a TERM sent
+    # then must wait for the worker's handler, not vanish into the master's copied one
+    # (which would leave the worker running until graceful_timeout's SIGKILL).
+    marker = tmp_path / "forked"
+    (tmp_path / "conf.py").write_text(
+        "import os, time\n"
+        "def post_fork(server, worker):\n"
+        f"    open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(1.0)\n"
+    )
+    server = start_server(
+        "-c", str(tmp_path / "conf.py"), "--graceful-timeout", "30", workers=1, wait=False
+    )
+    worker = int(wait_for(lambda: marker.exists() and marker.read_text(), 10, "post_fork"))
+    server.kill(signal.SIGTERM, worker)
+    sent = time.monotonic()
+    wait_for(lambda: f"Worker (pid:{worker}) exited" in server.log(), 10, "the worker to exit")
+    assert time.monotonic() - sent < 5.0
+    assert f"Worker (pid:{worker}) was sent SIGKILL" not in server.log()
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit(15) == 0

@@ -26,8 +26,14 @@ from forkhorn.arbiter import process
 from forkhorn.arbiter.listeners import Listener
 from forkhorn.arbiter.pidfile import Pidfile
 from forkhorn.arbiter.systemd import Notifier
+from forkhorn.instrument.master import MasterInstruments
 from forkhorn.logging import Logger
-from forkhorn.workers.base import APP_LOAD_ERROR, WORKER_BOOT_ERROR, Worker
+from forkhorn.workers.base import (
+    APP_LOAD_ERROR,
+    FORK_BLOCKED_SIGNALS,
+    WORKER_BOOT_ERROR,
+    Worker,
+)
 from forkhorn.workers.heartbeat import READY, WANTS_RETIREMENT, HeartbeatBoard, WorkerSlot
 
 ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a timed-out worker
@@ -71,6 +77,7 @@ class WorkerSet:
     reexec_pid: int
     pidfile: Pidfile | None
     board: HeartbeatBoard | None
+    instruments: MasterInstruments
     notifier: Notifier
     _wake_r: int
     _wake_w: int
@@ -132,11 +139,21 @@ class WorkerSet:
             self.worker_age, self.pid, self.listeners, self.app, timeout, self.cfg, self.log
         )
         worker.slot = slot
+        worker.metrics = self.instruments.region(slot)
         worker.master_wakeup_fd = self._wake_w
         self.call_hook("pre_fork", server=self, worker=worker)
-        pid = os.fork()
-        if pid == 0:
-            self._run_worker(worker)  # never returns
+        # A signal reaching the child before the worker installs its own handlers would run
+        # the master's handler there and be lost (a TERM then costs graceful_timeout). Keep
+        # them blocked across fork; the worker unblocks them once its handlers are in place.
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORK_BLOCKED_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self.instruments.close_in_child()
+                self._run_worker(worker)  # never returns
+        finally:
+            if pid != 0:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORK_BLOCKED_SIGNALS)
         worker.pid = pid
         self.board.set_pid(slot, pid)
         record = WorkerProcess(pid, worker, slot, self.worker_age, self.generation)
@@ -216,6 +233,7 @@ class WorkerSet:
                 continue
             if self.board is not None:
                 self.board.free(record.slot)
+            self.instruments.worker_exited(record)
             code = os.waitstatus_to_exitcode(status)
             if code == WORKER_BOOT_ERROR and failure is None:
                 failure = HaltServer("Worker failed to boot.", WORKER_BOOT_ERROR)
@@ -243,6 +261,7 @@ class WorkerSet:
             if now - view.last_beat <= self.cfg.timeout:
                 continue
             record.aborted_at = now
+            self.instruments.worker_timed_out(record)
             if view.in_flight:
                 self.log.critical(
                     "WORKER TIMEOUT (pid:%s) serving %s for %.1f s; thread stacks follow",

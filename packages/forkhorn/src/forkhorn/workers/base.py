@@ -16,6 +16,10 @@ Invariants
   master instead of forking forever.
 * ``notify()``, ``request_started()``, ``request_finished()`` and ``count_request()`` cost a
   ``struct.pack_into`` into shared memory: no syscall on the hot path.
+* With metrics on (``self.metrics``, a region of the master's metrics board given before
+  the fork), ``request_started``/``request_finished`` also bump its in-flight counters;
+  with a buffered access log or StatsD, ``notify()`` flushes buffers older than a second
+  (a clock read otherwise), and they are flushed when ``run()`` ends, however it ends.
 * The listening sockets are non-blocking (their open file description is shared by every
   worker): wait with select/poll on ``[l.sock for l in self.sockets] + [self.PIPE[0]]`` and
   treat ``BlockingIOError`` from ``accept()`` as "another worker got it". Every signal writes
@@ -23,9 +27,9 @@ Invariants
   once on TERM.
 * ``self.timeout`` is the heartbeat budget, as in Gunicorn: half the ``timeout`` setting.
   Call ``notify()`` at least every ``self.timeout`` seconds while idle.
-* A worker never stops by itself when it wants to be replaced (``max_requests``, code
-  reload): it marks its slot WANTS_RETIREMENT and keeps serving until the master, with the
-  replacement ready, sends TERM.
+* A worker never stops by itself when it wants to be replaced (``max_requests``,
+  ``max_worker_memory``, code reload): it marks its slot WANTS_RETIREMENT and keeps
+  serving until the master, with the replacement ready, sends TERM.
 * On TERM with the slot in state DRAIN (a full stop: the master has closed the listeners to
   new connections), the connections already queued by the kernel are accepted and served
   after ``run()`` returns (``drain_backlog``), so a graceful stop resets nobody.
@@ -46,9 +50,17 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from forkhorn.workers.heartbeat import DRAIN, READY, WANTS_RETIREMENT, WorkerSlot
+from forkhorn.workers.memory import MemoryLimit, format_size
+
+#: the master's signals, blocked across fork until the worker's own handlers are installed
+FORK_BLOCKED_SIGNALS = frozenset(
+    getattr(signal, "SIG" + name)
+    for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH")
+)
 
 if TYPE_CHECKING:
     from forkhorn.arbiter.listeners import Listener
+    from forkhorn.instrument.board import WorkerMetrics
     from forkhorn.logging import Logger
 
 WORKER_BOOT_ERROR = 3
@@ -89,12 +101,18 @@ class Worker:
         self.max_requests = self._max_requests(cfg)
         #: heartbeat slot in the master's shared board (None when run without an arbiter)
         self.slot: WorkerSlot | None = None
+        #: this worker's counters in the master's metrics board (None: metrics are off)
+        self.metrics: WorkerMetrics | None = None
+        #: the logger's buffered sinks' flush, called from ``notify()`` (None: unbuffered)
+        self._flush_logs: Callable[[], None] | None = None
         #: write end of the master's wake-up pipe (set by the arbiter before forking)
         self.master_wakeup_fd: int | None = None
         #: this worker's own wake-up pipe (read end, write end); every signal writes to it
         self.PIPE: tuple[int, int] = (-1, -1)
         self._retirement_requested = False
         self._reloader: Any = None
+        #: ``max_worker_memory``: the RSS check after requests (None: no limit)
+        self._memory = MemoryLimit.from_config(cfg, log)
 
     def __str__(self) -> str:
         return f"<Worker {self.pid}>"
@@ -122,6 +140,10 @@ class Worker:
         self._drop_privileges()
         self.PIPE = self._make_pipe()
         self.init_signals()
+        # The master blocked its signals across fork (see WorkerSet.spawn_worker): one sent
+        # to this worker meanwhile is pending, and is delivered now to the worker's handler.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORK_BLOCKED_SIGNALS)
+        self._bind_logger()
         self.notify()
         if getattr(self.cfg, "reload", False):
             from forkhorn.arbiter.reloader import start_reloader
@@ -143,9 +165,12 @@ class Worker:
         if self.slot is not None:
             self.slot.set_state(READY)
         self.wake_master()
-        self.run()
-        if self.slot is not None and self.slot.state == DRAIN:
-            self.drain_backlog()
+        try:
+            self.run()
+            if self.slot is not None and self.slot.state == DRAIN:
+                self.drain_backlog()
+        finally:
+            self._flush_logs_now()
 
     def run(self) -> None:
         """Serve until ``self.alive`` is false. Subclasses implement it."""
@@ -179,21 +204,37 @@ class Worker:
         slot = self.slot
         if slot is not None:
             slot.beat()
+        flush_logs = self._flush_logs
+        if flush_logs is not None:
+            flush_logs()  # buffered access lines / StatsD batch older than a second
 
     def request_started(self, method: str, path: str) -> None:
         slot = self.slot
         if slot is not None:
             slot.request_started(method, path)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.words[metrics.started_at] += 1  # metrics.begin(), minus a call
 
     def request_finished(self) -> None:
         slot = self.slot
         if slot is not None:
             slot.request_finished(self.nr)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.words[metrics.finished_at] += 1  # metrics.end(), minus a call
 
     def count_request(self) -> None:
         self.nr += 1
         if self.nr >= self.max_requests and not self._retirement_requested:
             self.request_retirement(f"max_requests ({self.max_requests}) reached")
+        memory = self._memory
+        if memory is not None and not self._retirement_requested:
+            rss = memory.over_limit()  # a clock read; /proc/self/statm at most once a second
+            if rss is not None:
+                self.log.warning("Worker %s RSS %s is over max_worker_memory %s", self.pid,
+                                 format_size(rss), format_size(memory.limit))  # fmt: skip
+                self.request_retirement("memory")
 
     def request_retirement(self, reason: str) -> None:
         """Ask the master for a replacement; keep serving until it sends TERM."""
@@ -208,6 +249,23 @@ class Worker:
         self.log.info("Worker %s asks to be replaced: %s", self.pid, reason)
         self.slot.set_state(WANTS_RETIREMENT)
         self.wake_master()
+
+    def _bind_logger(self) -> None:
+        """Per-process logger state after the fork (pid, request ids, metrics region) and
+        the periodic flush of its buffers. A ``logger_class`` without these is left alone."""
+        bind = getattr(self.log, "bind_worker", None)
+        if bind is not None:
+            bind(self)
+        if getattr(self.log, "buffered", False):
+            self._flush_logs = getattr(self.log, "flush_if_due", None)
+
+    def _flush_logs_now(self) -> None:
+        flush = getattr(self.log, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except Exception:
+                pass  # exiting anyway; a log flush must not change the exit status
 
     def _on_code_change(self, filename: str) -> None:
         self.log.info("Worker reloading: %s modified", filename)

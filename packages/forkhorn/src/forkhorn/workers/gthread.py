@@ -25,9 +25,11 @@ Theory of operation:
   thread next runs Python bytecode, so a thread blocked in C (a long ``time.sleep``, a
   C extension) is freed only when that call returns, and an exception landing in cleanup
   code can skip the app iterable's ``close()``.
-- Graceful stop (TERM): stop polling the listeners, close idle connections, let in-flight
-  requests finish within ``graceful_timeout`` (a connection is not reused once ``alive`` is
-  false), then stop the threads.
+- Graceful stop (TERM): stop polling the listeners, close idle keep-alive connections
+  (their clients may retry, RFC 9112 9.3.1), serve the first request of connections
+  accepted but not read yet (the timeout sweep bounds one whose request never comes), let
+  in-flight requests finish within ``graceful_timeout`` (a connection is not reused once
+  ``alive`` is false), then stop the threads.
 
 Invariants: only the main thread closes parked connections and only the owning thread
 closes a busy one; parking, closing and the timeout kill take the connection's lock, so a
