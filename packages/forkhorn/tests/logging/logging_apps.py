@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,17 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     if path == "/print":
         print("printed by the app", flush=True)
         print("to stderr by the app", file=sys.stderr, flush=True)
-    body = b"ok\n"
+    if path == "/request-id":
+        body = str(environ.get("forkhorn.request_id")).encode()
+    elif path == "/slow":
+        # cut by the per-request timeout long before; short steps, because a thread can
+        # only be interrupted (gthread) when it returns to Python between them
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        body = b"too late\n"
+    else:
+        body = b"ok\n"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

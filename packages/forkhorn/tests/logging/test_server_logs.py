@@ -193,3 +193,40 @@ def _answers(port: int, path: str) -> bool:
         time.sleep(0.05)
         return False
     return response.startswith(b"HTTP/1.1 200")
+
+
+def test_request_id_reaches_the_app_and_matches_its_json_access_line(serve, tmp_path):
+    access = tmp_path / "access.log"
+    server = serve("--log-format", "json", "--access-logfile", str(access), workers=1)
+    given = raw_request(server.port, b"GET /request-id HTTP/1.1\r\nHost: t\r\n"
+                        b"X-Request-ID: trace-42\r\nConnection: close\r\n\r\n")  # fmt: skip
+    made = raw_request(server.port, b"GET /request-id HTTP/1.1\r\nHost: t\r\n"
+                       b"Connection: close\r\n\r\n")  # fmt: skip
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit(15) == 0
+    assert given.endswith(b"\r\n\r\ntrace-42")
+    generated = made.rsplit(b"\r\n\r\n", 1)[1].decode()
+    assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", generated)
+    ids = [r["request_id"] for r in read_json_lines(access) if r["path"] == "/request-id"]
+    assert ids == ["trace-42", generated]
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_timed_out_request_is_in_the_access_log(serve, tmp_path, worker_class):
+    access = tmp_path / "access.log"
+    server = serve("-k", worker_class, "--timeout", "1", "--access-logfile", str(access),
+                   workers=1)  # fmt: skip
+    try:
+        raw_request(server.port, b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass  # gthread ends the connection itself; the 504 is what the log records
+
+    def slow_lines() -> list[str]:
+        text = access.read_text() if access.exists() else ""
+        return [line for line in text.splitlines() if "GET /slow" in line]
+
+    lines = wait_for(slow_lines, 10, "the access line (flushed within a second)")
+    assert len(lines) == 1
+    assert '"GET /slow HTTP/1.1" 504 ' in lines[0]
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit(15) == 0

@@ -347,9 +347,13 @@ class CooperativeWorker(Worker):
 
     def request_started(self, method: str, path: str) -> None:
         self._state[self._current()] = (monotonic(), method, path)
+        # the base records it in the heartbeat slot (diagnosis names the latest request)
+        # and in the metrics board (the in-flight gauge)
+        super().request_started(method, path)
 
     def request_finished(self) -> None:
         self._state[self._current()] = (monotonic(), None, "")  # "": served one already
+        super().request_finished()
 
     def connection_taken_over(self) -> None:
         """The app now speaks its own protocol on this connection (a websocket): it may

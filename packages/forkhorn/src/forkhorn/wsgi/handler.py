@@ -168,6 +168,9 @@ class ConnectionHandler:
         )
         self.empty_input = EmptyInput()
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
+        # JSON logs (or the request-id atom) put forkhorn.request_id in the environ before
+        # the app runs, so the app can log and forward the same id; None otherwise.
+        self._request_id = getattr(self.log, "request_id_for", None)
         plugin_manager = getattr(getattr(worker, "app", None), "plugin_manager", None)
         self._pre_request = self._post_request = None
         if plugin_manager is not None:
@@ -414,6 +417,8 @@ class ConnectionHandler:
         try:
             inp = self._input_for(conn, req)
             environ = self.environ.build(req, conn, inp)
+            if self._request_id is not None:
+                self._request_id(environ)
         except HTTPError as exc:
             self._refuse(conn, exc, req)
             return False
@@ -449,9 +454,13 @@ class ConnectionHandler:
         except ClientDisconnected as exc:
             self.log.debug("%s: client went away during %s %s: %s", _peer(conn), req.method,
                            req.path, exc)  # fmt: skip
+            if self.access_enabled:  # as Gunicorn does: the request happened, log it
+                self._access(environ, resp, started)
             return False
         except DeadlineExceeded:
             self._timed_out(conn, req, resp)
+            if self.access_enabled:  # the 504 (or the cut) shows in the access log too
+                self._access(environ, resp, started)
             return False
         except Exception as exc:
             self._failed(conn, req, resp, inp, exc)
