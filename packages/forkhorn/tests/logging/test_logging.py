@@ -139,7 +139,9 @@ def test_access_log_is_buffered_and_reopen_loses_nothing(tmp_path):
 
 def test_access_log_json_format(tmp_path):
     access = tmp_path / "access.log"
-    log = make_logger_(tmp_path, accesslog=str(access), log_format="json")
+    log = make_logger_(
+        tmp_path, accesslog=str(access), log_format="json", forwarded_allow_ips="10.0.0.0/8"
+    )  # the peer (REMOTE_ADDR 10.1.2.3) is a trusted proxy: its X-Request-ID is kept
     log.access(dict(ENVIRON, HTTP_X_REQUEST_ID="req-42"), "201 Created", [], 5, 0.0125)
     log.flush()
     record = json.loads(access.read_text())

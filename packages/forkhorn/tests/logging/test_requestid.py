@@ -36,6 +36,15 @@ def test_invalid_header_is_replaced(given):
     assert environ[ENVIRON_KEY] == generated
 
 
+@pytest.mark.parametrize(
+    ("peer", "kept"), [("127.0.0.1", True), ("", True), ("203.0.113.9", False)]
+)
+def test_header_is_honoured_only_from_trusted_peers(peer, kept):
+    # default forwarded_allow_ips: 127.0.0.1, ::1 and unix-socket peers (REMOTE_ADDR "")
+    environ = {"HTTP_X_REQUEST_ID": "from-the-peer", "REMOTE_ADDR": peer}
+    assert (ids().request_id_for(environ) == "from-the-peer") is kept
+
+
 def test_a_computed_id_is_stable_for_the_request():
     generator = ids()
     environ: dict = {}

@@ -11,9 +11,11 @@ quotes, control or non-ASCII characters, or ``request_id_header = ""``) a fresh 
 generated: a random per-process prefix (48 bits from ``os.urandom``) and a counter,
 ``3f2a9c1b7e4d-1a``: unique without a syscall per request.
 
-Trust: the header is accepted from any peer. A request id is a correlation value, not a
-credential, and a proxy in front sets it on every request; what matters is that a client
-cannot inject anything into the logs through it, which the strict token check ensures.
+Trust: the header is honoured only from peers in ``forwarded_allow_ips`` (the proxies
+trusted with the other forwarded headers; unix-socket peers by default); from anyone else
+it is ignored and an id is generated, so a client cannot choose the id that ties its
+request to the logs. The peer is judged by ``REMOTE_ADDR``, which with the PROXY protocol
+is the client's address: behind HAProxy, list the client networks or let ids be generated.
 
 Invariants: the counter is an ``itertools.count`` (its ``next`` is atomic under the GIL, so
 gthread threads never share an id); the prefix is renewed in each process (``after_fork``),
@@ -26,6 +28,8 @@ import itertools
 import os
 import re
 from typing import Any
+
+from forkhorn.http.peers import PeerMatcher
 
 ENVIRON_KEY = "forkhorn.request_id"
 MAX_LENGTH = 128
@@ -46,6 +50,7 @@ class RequestIds:
     def __init__(self, cfg: Any) -> None:
         self.environ_key = environ_key_for(str(getattr(cfg, "request_id_header", "") or ""))
         self._valid = _TOKEN.fullmatch
+        self._trusted = PeerMatcher(list(getattr(cfg, "forwarded_allow_ips", None) or ())).allows
         self.after_fork()
 
     def after_fork(self) -> None:
@@ -62,8 +67,12 @@ class RequestIds:
         key = self.environ_key
         if key is not None:
             given = environ.get(key)
-            if given and self._valid(given):
+            if given and self._valid(given) and self._from_trusted_peer(environ):
                 environ[ENVIRON_KEY] = given
                 return str(given)
         request_id = environ[ENVIRON_KEY] = self.generate()
         return request_id
+
+    def _from_trusted_peer(self, environ: dict[str, Any]) -> bool:
+        address = environ.get("REMOTE_ADDR") or None  # "": a unix-socket peer
+        return bool(self._trusted((address, 0) if address else None))

@@ -133,8 +133,9 @@ per line. Access fields: ``time`` (ISO 8601), ``level``, ``logger``, ``pid``,
         "request_id_header", LOGGING, "X-Request-ID", v.string,
         """The request header whose value becomes the request id (``forkhorn.request_id``
 in the environ, ``request_id`` in JSON access lines, ``%({forkhorn.request_id}e)s`` in the
-text format) when it is a token of 1 to 128 characters (letters, digits and
-``._~:/@+=!#$%&*^|-``); otherwise, or when this is empty, an id is generated.
+text format) when a peer in ``forwarded_allow_ips`` sends it as a token of 1 to 128
+characters (letters, digits and ``._~:/@+=!#$%&*^|-``); otherwise, or when this is empty,
+an id is generated.
 forkhorn's own setting.""",
         flags=("--request-id-header",), meta="HEADER",
         short="The request header taken as the request id when it is a sane token.",
