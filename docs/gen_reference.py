@@ -6,6 +6,9 @@ Writes (all git-ignored, see ``docs/.gitignore``):
   grouped by section in the CLI's section order, with flags, environment variable and default;
 - ``docs/reference/hooks.md``: every hook of ``forkhorn.plugins.hookspec``, from its docstring;
 - ``docs/reference/exit-codes.md``: the exit-status constants of the CLI and the worker contract;
+- ``docs/reference/metrics.md``: every Prometheus family and StatsD metric, found by running
+  the real exporters (``render`` on a snapshot of a real metrics board; the real ``Logger``
+  and master tick sending StatsD lines to a local UDP socket), not by copying names;
 - ``docs/_generated/*.md``: fragments the hand-written pages include with ``--8<--``
   (the leniency switches, the Gunicorn-only settings);
 - ``docs/assets/generated/bench-latest.png``: the plot of the latest benchmark run.
@@ -18,6 +21,7 @@ Only the standard library and forkhorn are imported, so the docs build stays lig
 from __future__ import annotations
 
 import inspect
+import re
 import shutil
 import sys
 from collections.abc import Iterable
@@ -286,6 +290,197 @@ def exit_codes_page() -> str:
     return "\n".join(lines)
 
 
+# --- metrics ---------------------------------------------------------------------------
+
+
+def prometheus_families() -> list[tuple[str, str, str, list[str]]]:
+    """(name, type, help, label names) of every family the exposition writes, in its order.
+
+    ``render`` runs on a snapshot of a real ``MetricsBoard`` with one request recorded, one
+    worker, the master's memory and one listener backlog, so that every family has a sample
+    and its labels show; families without samples still have their ``# TYPE`` line."""
+    from forkhorn.instrument.board import MetricsBoard
+    from forkhorn.instrument.prometheus import BacklogSample, Snapshot, WorkerSample, render
+
+    board = MetricsBoard(capacity=1)
+    try:
+        region = board.region(0)
+        assert region is not None
+        region.begin()
+        region.record("GET", "200 OK", 0.01)
+        region.end()
+        snapshot = Snapshot(
+            totals=board.totals([0]),
+            workers=[WorkerSample(pid=1, age=1, state="ready", rss_bytes=1)],
+            wanted_workers=1,
+            master_rss_bytes=1,
+            backlogs=[BacklogSample("http://127.0.0.1:8000", 0, 128)],
+            version="0",
+        )
+        text = render(snapshot).decode("utf-8")
+    finally:
+        del region
+        board.close()
+    families: dict[str, list[Any]] = {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name, _, help_text = line[len("# HELP ") :].partition(" ")
+            families[name] = [name, "", help_text, []]
+        elif line.startswith("# TYPE "):
+            name, _, kind = line[len("# TYPE ") :].partition(" ")
+            families.setdefault(name, [name, "", "", []])[1] = kind
+        elif line and not line.startswith("#"):
+            sample = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ", line)
+            if sample is None:
+                raise UndocumentedError(f"unparsable exposition line {line!r}")
+            name = sample[1]
+            family = name if name in families else re.sub(r"_(bucket|sum|count)$", "", name)
+            labels = re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', sample[2] or "")
+            for label in labels:
+                if label not in families[family][3]:
+                    families[family][3].append(label)
+    missing = [name for name, kind, help_text, _ in families.values() if not (kind and help_text)]
+    if missing:
+        raise UndocumentedError(f"metric families without # HELP or # TYPE: {missing}")
+    return [(name, kind, help_text, labels) for name, kind, help_text, labels in families.values()]
+
+
+STATSD_TYPES = {"c": "counter", "g": "gauge", "ms": "timer (ms)", "h": "histogram"}
+
+
+def statsd_metrics() -> list[tuple[str, str]]:
+    """(name, StatsD type) of every metric the server sends on its own, captured from a
+    local UDP socket: the built-in ``Logger`` with ``statsd_host`` set (one request through
+    its access sinks, one line at each counted level) and the master's tick."""
+    import socket
+    import tempfile
+    from types import SimpleNamespace
+
+    from forkhorn.config.config import Config
+    from forkhorn.instrument.master import MasterInstruments
+    from forkhorn.logging import Logger
+
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(5)
+        cfg = Config()
+        cfg.set("statsd_host", f"127.0.0.1:{listener.getsockname()[1]}")
+        cfg.set("errorlog", str(Path(tmp) / "error.log"))
+        log = Logger(cfg)
+        try:
+            log.access({"REQUEST_METHOD": "GET"}, "200 OK", [], 2, 0.01)
+            for level in ("warning", "error", "critical", "exception"):
+                getattr(log, level)("docs: %s", level)
+            arbiter = SimpleNamespace(cfg=cfg, log=log, workers={})
+            MasterInstruments(arbiter).tick()  # the workers gauge, then a flush
+            log.flush()
+            data = b""
+            listener.setblocking(False)
+            while True:
+                try:
+                    data += listener.recv(65536) + b"\n"
+                except BlockingIOError:
+                    break
+        finally:
+            log.close()
+            for handler in [*log.error_log.handlers, *log.access_log.handlers]:
+                handler.close()
+    found: dict[str, str] = {}
+    for line in data.decode("ascii").splitlines():
+        if not line:
+            continue
+        name, _, rest = line.partition(":")
+        kind = rest.split("|")[1]
+        name = re.sub(r"\.200$", ".<code>", name)
+        found.setdefault(name, STATSD_TYPES.get(kind, kind))
+    if "forkhorn.requests" not in found:
+        raise UndocumentedError("no StatsD line captured: the metric names cannot be listed")
+    return sorted(found.items())
+
+
+def metrics_page() -> str:
+    from forkhorn.instrument.board import BUCKETS, METHOD_LABELS, STATUS_LABELS
+
+    lines = [
+        "# Metrics",
+        "",
+        "Every metric forkhorn exports, generated by running the exporters of",
+        "`forkhorn/instrument/` (not copied by hand). How to turn them on, and what to do",
+        "with them: [Logging and metrics](../guides/logging.md#metrics).",
+        "",
+        "## Prometheus { #prometheus }",
+        "",
+        "Served by the master at `http://ADDRESS/metrics` when",
+        "[`metrics_bind`](settings.md#metrics-bind) is set (text exposition format 0.0.4),",
+        "summed over all workers; counters of a worker that exited are kept, so they never go",
+        "down while the master lives.",
+        "",
+        "| metric | type | labels | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, kind, help_text, labels in prometheus_families():
+        label_text = ", ".join(f"`{label}`" for label in labels) or "none"
+        lines.append(f"| `{name}` | {kind} | {label_text} | {cell(help_text)} |")
+    lines += [
+        "",
+        "Label values:",
+        "",
+        "- `method`: " + ", ".join(f"`{m}`" for m in METHOD_LABELS) + " (any other method",
+        "  counts as `other`);",
+        "- `status`: the code for "
+        + ", ".join(f"`{s}`" for s in STATUS_LABELS if s.isdigit())
+        + "; any other code counts in its class ("
+        + ", ".join(f"`{s}`" for s in STATUS_LABELS if not s.isdigit() and s != "other")
+        + "), and a status that is not a number as `other`;",
+        "- `le` (the duration histogram's buckets, in seconds): "
+        + ", ".join(f"`{b!r}`" for b in map(float, BUCKETS))
+        + ", `+Inf`;",
+        "- `state` (`forkhorn_workers`): every state always has a sample, 0 when no worker is",
+        "  in it;",
+        "- `pid`, `age` (`forkhorn_worker_resident_memory_bytes`): the worker's pid and its",
+        "  spawn number (Gunicorn's `worker.age`: it grows with each worker the master",
+        "  starts, so the highest is the youngest);",
+        "- `listener` (`forkhorn_listen_backlog*`): the listening address; only TCP",
+        "  listeners on Linux have these samples.",
+        "",
+        "A `forkhorn_requests_total` sample appears with its first request. Memory samples",
+        "are read from `/proc` at scrape time (Linux; absent elsewhere).",
+        "",
+        "## StatsD { #statsd }",
+        "",
+        "Sent when [`statsd_host`](settings.md#statsd-host) is set, each name behind",
+        "[`statsd_prefix`](settings.md#statsd-prefix) and followed by the",
+        "[`dogstatsd_tags`](settings.md#dogstatsd-tags). These are Gunicorn's names, with",
+        "`forkhorn.` where Gunicorn has `gunicorn.`.",
+        "",
+        "| metric | type | sent |",
+        "|---|---|---|",
+    ]
+    sent_when = {
+        "forkhorn.requests": "by a worker, per request",
+        "forkhorn.request.duration": "by a worker, per request: the request time",
+        "forkhorn.request.status.<code>": "by a worker, per request: its status code",
+        "forkhorn.workers": "by the master at each turn of its loop (at least once a second): the "
+        "number of workers",
+    }
+    for name, kind in statsd_metrics():
+        if name.startswith("forkhorn.log."):
+            level = name.rsplit(".", 1)[1]
+            when = f"per error-log message at the `{level}` level (even when `loglevel` hides it)"
+            if level == "exception":
+                when = "per logged exception (a traceback in the error log)"
+        elif name in sent_when:
+            when = sent_when[name]
+        else:
+            raise UndocumentedError(f"StatsD metric {name} has no description in gen_reference")
+        lines.append(f"| `{name}` | {kind} | {when} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 # --- the latest benchmark ------------------------------------------------------------
 
 
@@ -305,6 +500,7 @@ def main() -> int:
         (REFERENCE / "settings.md").write_text(settings_page())
         (REFERENCE / "hooks.md").write_text(hooks_page())
         (REFERENCE / "exit-codes.md").write_text(exit_codes_page())
+        (REFERENCE / "metrics.md").write_text(metrics_page())
         (FRAGMENTS / "leniency.md").write_text(leniency_fragment() + "\n")
         (FRAGMENTS / "gunicorn-only.md").write_text(gunicorn_only_fragment() + "\n")
         copy_bench_plot()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import configparser
 import functools
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -46,7 +47,12 @@ DOCS = REPO / "docs"
 SAMPLES = Path(__file__).resolve().parent / "docs_samples"
 SHOWN_SAMPLES_DIR = "/srv/myapp"  # how the pages show tests/docs_samples
 #: pages written by hand (the generated ones are checked through gen_reference)
-GENERATED = {"reference/settings.md", "reference/hooks.md", "reference/exit-codes.md"}
+GENERATED = {
+    "reference/settings.md",
+    "reference/hooks.md",
+    "reference/exit-codes.md",
+    "reference/metrics.md",
+}
 #: settings whose validator looks at this machine (files, users): parsed, not validated
 MACHINE_DEPENDENT = {"chdir", "reload_extra_files", "user", "group"}
 CLEAN_ENV = (
@@ -300,6 +306,128 @@ def test_the_generator_writes_every_generated_file() -> None:
     assert (DOCS / "assets" / "generated" / "bench-latest.png").stat().st_size > 0
 
 
+def _exposition_families(text: str) -> dict[str, set[str]]:
+    """family name -> the sample names seen for it, from Prometheus text."""
+    families: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            families.setdefault(line.split()[2], set())
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = re.split(r"[{ ]", line, maxsplit=1)[0]
+            family = name if name in families else re.sub(r"_(bucket|sum|count)$", "", name)
+            assert family in families, f"sample {name} outside any # TYPE family"
+            families[family].add(name)
+    return families
+
+
+def _metric_rows(page: str, section: str) -> set[str]:
+    part = page.partition(f"## {section}")[2].partition("\n## ")[0]
+    return _table_rows(part)
+
+
+def test_every_prometheus_family_the_master_serves_is_on_the_metrics_page() -> None:
+    """The master's real exposition of an empty board (no worker, no request yet): every
+    family it writes is a row of the generated page, and every row is a family."""
+    from types import SimpleNamespace
+
+    from forkhorn.instrument.master import MasterInstruments
+
+    cfg = Config()
+    arbiter = SimpleNamespace(
+        cfg=cfg, log=None, workers={}, listeners=[], num_workers=0, pid=os.getpid()
+    )
+    families = _exposition_families(MasterInstruments(arbiter).render().decode())
+    assert len(families) >= 10
+    documented = _metric_rows(gen_reference().metrics_page(), "Prometheus")
+    assert set(families) == documented, set(families) ^ documented
+
+
+def test_a_statsd_metric_without_a_description_stops_the_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gen = gen_reference()
+    real = gen.statsd_metrics()
+    monkeypatch.setattr(gen, "statsd_metrics", lambda: [*real, ("forkhorn.new", "counter")])
+    with pytest.raises(gen.UndocumentedError, match=r"forkhorn\.new"):
+        gen.metrics_page()
+
+
+def test_the_metrics_a_running_server_exports_are_documented(tmp_path: Path) -> None:
+    """A real server with StatsD (to a UDP socket here) and the metrics bind on: every
+    name it sends or serves after a request is on the metrics page."""
+    page = gen_reference().metrics_page()
+    port, metrics_port = free_port(), free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as statsd:
+        statsd.bind(("127.0.0.1", 0))
+        statsd.settimeout(0.5)
+        argv = [
+            sys.executable, "-m", "forkhorn", "-w", "1", "-b", f"127.0.0.1:{port}",
+            "--statsd-host", f"127.0.0.1:{statsd.getsockname()[1]}",
+            "--metrics-bind", f"127.0.0.1:{metrics_port}", "myapp:app",
+        ]  # fmt: skip
+        lines: list[str] = []
+
+        def received(name: str) -> bool:
+            try:
+                lines.extend(statsd.recv(65536).decode().splitlines())
+            except TimeoutError:
+                pass
+            return any(line.startswith(name + ":") for line in lines)
+
+        with running(argv, tmp_path, clean_env(), tmp_path / "server.log") as proc:
+            assert wait_for(lambda: http_get(("127.0.0.1", port)), 15, "the app")[0] == 200
+            wait_for(lambda: received("forkhorn.requests"), 15, "the StatsD request lines")
+            wait_for(lambda: received("forkhorn.workers"), 15, "the StatsD workers gauge")
+            status, body = wait_for(
+                lambda: http_get(("127.0.0.1", metrics_port), "/metrics"), 15, "the metrics"
+            )
+            assert status == 200
+            stop(proc)
+    text = body.decode()
+    families = _exposition_families(text)
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:  # pragma: no cover - a test extra
+        pass
+    else:  # the names the reference parser sees are the families read here
+        parsed = {family.name for family in text_string_to_metric_families(text)}
+        assert {re.sub(r"_total$", "", name) for name in families} == parsed
+    assert 'forkhorn_requests_total{method="GET",status="200"} 1' in text
+    served = {name for name, samples in families.items() if samples}
+    assert served - {"forkhorn_requests_total"}  # more than the request counter
+    assert set(families) <= _metric_rows(page, "Prometheus"), set(families)
+    sent = {re.sub(r"\.\d{3}$", ".<code>", line.split(":")[0]) for line in lines if line}
+    assert sent <= _metric_rows(page, "StatsD"), sent - _metric_rows(page, "StatsD")
+
+
+def test_json_log_samples_have_the_fields_the_formatters_write() -> None:
+    """Each line of a ``json`` block is one JSON object with exactly the real formatter's
+    fields, in its order (access lines) or a subset of them (error lines)."""
+    import logging
+
+    from forkhorn.logging.jsonlog import JsonAccessFormatter, JsonErrorFormatter
+
+    access = json.loads(JsonAccessFormatter().format({}, "200 OK", [], 0, 0.0))
+    try:
+        raise ValueError("x")
+    except ValueError:
+        record = logging.LogRecord("forkhorn.error", logging.ERROR, "f", 1, "m", (), sys.exc_info())
+    error = json.loads(JsonErrorFormatter().format(record))
+    checked = 0
+    for page, body in code_blocks("json"):
+        for line in body.splitlines():
+            shown = json.loads(line)
+            if shown["logger"] == "forkhorn.access":
+                assert list(shown) == list(access), f"{page}: {line}"
+            else:
+                assert set(shown) <= set(error) and list(shown) == [
+                    key for key in error if key in shown
+                ], f"{page}: {line}"
+            checked += 1
+    assert checked >= 2
+
+
 # --- hand-written reference pages checked against the code -----------------------------
 
 
@@ -550,6 +678,62 @@ def test_the_worker_written_from_scratch_serves_and_stops_on_term(tmp_path: Path
         wait_booted(log, 2)
         assert stop(proc) == 0
     assert "Using worker: select_worker:SelectWorker" in log.read_text()
+
+
+def test_the_observability_conf_passes_check_config() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forkhorn",
+            "-c",
+            "observability.conf.py",
+            "--check-config",
+            "myapp:app",
+        ],
+        cwd=SAMPLES,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr.lower()
+    cfg = Config()
+    namespace: dict[str, Any] = {}
+    exec((SAMPLES / "observability.conf.py").read_text(), namespace)
+    for name, value in namespace.items():
+        if not name.startswith("__"):
+            cfg.set(name, value, source="docs")
+    assert cfg.log_format == "json" and cfg.metrics_bind == "127.0.0.1:9100"
+
+
+def test_the_slow_request_logger_class_logs_and_warns(tmp_path: Path) -> None:
+    from forkhorn.logging import make_logger
+
+    cfg = Config()
+    cfg.set("logger_class", "slow_logger.SlowRequestLogger")
+    cfg.set("accesslog", str(tmp_path / "access.log"))
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    sys.path.insert(0, str(SAMPLES))
+    try:
+        log = make_logger(cfg)
+    finally:
+        sys.path.remove(str(SAMPLES))
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/slow", "REMOTE_ADDR": "192.0.2.1"}
+    try:
+        log.access(environ, "200 OK", [], 5, 0.2)
+        log.access(environ, "200 OK", [], 5, 2.5)
+    finally:
+        log.close()
+        for handler in [*log.error_log.handlers, *log.access_log.handlers]:
+            handler.close()
+    assert type(log).__name__ == "SlowRequestLogger"
+    assert (tmp_path / "access.log").read_text().count('"GET /slow') == 2
+    warnings = [
+        line for line in (tmp_path / "error.log").read_text().splitlines() if "slow" in line
+    ]
+    assert len(warnings) == 1 and "GET /slow took 2.5 s" in warnings[0]
 
 
 SYSTEMD_WRAPPER = (  # what systemd does: the socket on fd 3, LISTEN_PID = the service's pid
