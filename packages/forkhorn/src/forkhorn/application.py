@@ -166,6 +166,10 @@ class WSGIApplication:
         self.registry = registry
         self._reloader = reloader
         self._wsgi: WSGICallable | None = None
+        #: the working directory before ``apply_paths`` applies ``chdir``: a USR2 re-exec
+        #: starts the new master from here, so relative paths on the original command line
+        #: (``-c conf.py``, ``--chdir app``) mean the same thing again
+        self.start_cwd = _getcwd()
 
     def wsgi(self) -> WSGICallable:
         """The WSGI callable, imported on first use (in the master when preloading)."""
@@ -203,6 +207,13 @@ class WSGIApplication:
             if self.registry is not None:
                 self.resolve_worker_class()
         self._wsgi = None
+
+
+def _getcwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the working directory was removed
+        return None
 
 
 def apply_paths(cfg: Config) -> None:

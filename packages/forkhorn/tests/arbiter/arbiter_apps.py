@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -17,7 +18,11 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
         # Hang like an app stuck in C code: no timer signal can interrupt it.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         hang_forever()
-    body = f"pid={os.getpid()}\n".encode()
+    if path == "/ids":
+        ids = {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
+        body = (json.dumps({**ids, "groups": sorted(os.getgroups())}) + "\n").encode()
+    else:
+        body = f"pid={os.getpid()}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

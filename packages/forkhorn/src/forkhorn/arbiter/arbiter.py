@@ -85,7 +85,10 @@ class Arbiter(WorkerSet):
         self._stopped = False
         self._ready_pending = True  # send READY=1 once the wanted workers are ready
         self._next_watchdog = 0.0
-        self.start_ctx = {"args": [sys.executable, *sys.orig_argv[1:]], "cwd": os.getcwd()}
+        # The re-exec'd master starts where we were started, not in ``chdir``: the command
+        # line's relative paths are relative to that directory.
+        cwd = getattr(app, "start_cwd", None) or os.getcwd()
+        self.start_ctx = {"args": [sys.executable, *sys.orig_argv[1:]], "cwd": cwd}
 
     # --- public entry point -------------------------------------------------------------
 

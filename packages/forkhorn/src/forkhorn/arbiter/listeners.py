@@ -24,11 +24,16 @@ Invariants
 * ``stop_accepting`` keeps the accept queue intact: TCP gets a socket filter that drops new
   SYNs (the handshake of a new client never completes, so it is later refused, never reset);
   a unix socket is unlinked (new clients get ENOENT). Workers then drain what is queued.
+* ``reuse_port``: each worker also opens a listening socket of its own on every shared TCP
+  address (``open_worker_listeners``), so the kernel balances connections across workers.
+  The master's shared socket stays open and listening: it keeps the address and the
+  ``SO_REUSEPORT`` group alive across worker restarts, HUP and USR2 (the group is never
+  empty, so the port cannot be taken meanwhile), and workers accept from it too, so what
+  the kernel queues there is never stranded.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import socket
@@ -124,11 +129,27 @@ class Listener:
             pass
 
 
+#: classic BPF, run by TCP on a listener with the data at the TCP header:
+#: ``ldb [13]`` (the flags byte); ``jset #SYN`` -> ``ret #0`` (drop); else ``ret #-1`` (keep)
+_DROP_SYN_PROGRAM = (
+    struct.pack("=HBBI", 0x30, 0, 0, 13)
+    + struct.pack("=HBBI", 0x45, 0, 1, 0x02)
+    + struct.pack("=HBBI", 0x06, 0, 0, 0)
+    + struct.pack("=HBBI", 0x06, 0, 0, 0xFFFFFFFF)
+)
+
+
 def _attach_drop_filter(sock: socket.socket) -> None:
-    """A classic BPF program ``ret #0``: the socket drops every packet, so new SYNs are
-    ignored while established-but-unaccepted connections stay queued for accept()."""
-    instruction = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, 0))
-    program = struct.pack("@HP", 1, ctypes.addressof(instruction))
+    """A classic BPF program that drops SYNs: new clients are ignored (their SYN is
+    retransmitted, and goes to another socket of a ``SO_REUSEPORT`` group once this one is
+    closed) while established-but-unaccepted connections stay queued for accept(), and a
+    handshake already half-way (its final ACK passes) still completes into the queue."""
+    # ctypes only here (drain at shutdown): a module-level import put _ctypes/libffi in
+    # the master and every worker although nothing else uses it.
+    import ctypes
+
+    instruction = ctypes.create_string_buffer(_DROP_SYN_PROGRAM)
+    program = struct.pack("@HP", len(_DROP_SYN_PROGRAM) // 8, ctypes.addressof(instruction))
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, program)
     except OSError:
@@ -267,7 +288,10 @@ def _create_one(text: str, cfg: Any, tls: bool, log: Any) -> Listener:
 def _bind_tcp(address: tuple[str, int], cfg: Any, tls: bool, log: Any) -> Listener:
     host, port = address
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # An ASCII host goes as bytes: a str host makes getaddrinfo encode it with the
+        # "idna" codec, which imports encodings.idna, stringprep and unicodedata at start-up.
+        query: str | bytes = host.encode("ascii") if host.isascii() else host
+        infos = socket.getaddrinfo(query, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise ListenerError(f"Invalid bind address {host!r}: {exc.strerror}") from None
     family, _, _, _, sockaddr = infos[0]
@@ -292,6 +316,49 @@ def _bind_tcp(address: tuple[str, int], cfg: Any, tls: bool, log: Any) -> Listen
             raise ListenerError(f"Can't bind to {shown}: {exc.strerror}") from None
         return Listener(sock, owned=True, tls=tls)
     raise AssertionError("unreachable")
+
+
+def open_worker_listeners(shared: list[Listener], cfg: Any, log: Any) -> list[Listener]:
+    """``reuse_port``: in a worker (after fork, before dropping privileges, since the kernel
+    only lets sockets of one effective uid share a port), one more listening socket of its
+    own on the address of each shared TCP listener that has ``SO_REUSEPORT``. The kernel then
+    balances new connections across the workers' sockets (and the shared one).
+
+    A shared listener without ``SO_REUSEPORT`` (systemd or ``fd://`` without it,
+    ``reuse_port`` switched on by a HUP) gets none: binding next to it would fail. A failure
+    is logged and the worker serves the shared sockets only.
+    """
+    reuseport = getattr(socket, "SO_REUSEPORT", None)
+    if reuseport is None:
+        return []
+    backlog = int(getattr(cfg, "backlog", 2048))
+    own: list[Listener] = []
+    for listener in shared:
+        sock = listener.sock
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        try:
+            if not sock.getsockopt(socket.SOL_SOCKET, reuseport):
+                continue
+            address = sock.getsockname()
+        except OSError:
+            continue
+        new = socket.socket(sock.family, socket.SOCK_STREAM)  # close-on-exec
+        try:
+            new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            new.setsockopt(socket.SOL_SOCKET, reuseport, 1)
+            if sock.family == socket.AF_INET6:
+                v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                new.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            new.bind(address)
+            new.listen(backlog)
+        except OSError as exc:
+            new.close()
+            log.warning("reuse_port: no socket of its own on %s for this worker (%s); "
+                        "it accepts on the shared one", listener, exc.strerror)  # fmt: skip
+            continue
+        own.append(Listener(new, owned=True, tls=listener.tls))
+    return own
 
 
 def _bind_unix(path: str, cfg: Any, log: Any) -> Listener:

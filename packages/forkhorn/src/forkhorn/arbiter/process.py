@@ -42,13 +42,19 @@ def drop_privileges(user: str | None, group: str | None, initgroups: bool) -> No
         gid = pwd.getpwuid(uid).pw_gid
     if gid is not None and gid != os.getgid():
         os.setgid(gid)
-    if initgroups and uid is not None and gid is not None:
-        try:
-            name = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            name = None
-        if name is not None and os.geteuid() == 0:
+    if os.geteuid() == 0 and gid is not None:
+        # The master's supplementary groups (root's group 0) must not follow the worker:
+        # ``initgroups`` gives it the user's groups, otherwise only its own group remains.
+        name = None
+        if initgroups and uid is not None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = None
+        if name is not None:
             os.initgroups(name, gid)
+        else:
+            os.setgroups([gid])
     if uid is not None and uid != os.getuid():
         os.setuid(uid)
 

@@ -33,6 +33,10 @@ Invariants
 * On TERM with the slot in state DRAIN (a full stop: the master has closed the listeners to
   new connections), the connections already queued by the kernel are accepted and served
   after ``run()`` returns (``drain_backlog``), so a graceful stop resets nobody.
+* ``reuse_port``: the worker opens listening sockets of its own (``own_sockets``, first in
+  ``self.sockets``) before dropping privileges; after ``run()`` returns, on every
+  retirement, they stop taking SYNs, what they queued is accepted, they are closed and the
+  accepted connections are served (``_retire_own_sockets``), before any DRAIN.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import errno
 import faulthandler
 import os
 import random
+import select
 import signal
 import socket
 import sys
@@ -65,6 +70,10 @@ if TYPE_CHECKING:
 
 WORKER_BOOT_ERROR = 3
 APP_LOAD_ERROR = 4
+
+#: ``reuse_port`` retirement: how long handshakes already half-way may complete into a
+#: worker's own socket before it is closed (a loopback or LAN round trip, with margin)
+_HANDSHAKE_GRACE = 0.1
 
 # Master signals a worker inherits handlers for: default action in a worker (as Gunicorn),
 # except TTIN/TTOU whose default action would stop (freeze) the process.
@@ -113,6 +122,8 @@ class Worker:
         self._reloader: Any = None
         #: ``max_worker_memory``: the RSS check after requests (None: no limit)
         self._memory = MemoryLimit.from_config(cfg, log)
+        #: ``reuse_port``: this worker's own listening sockets (also in ``self.sockets``)
+        self.own_sockets: list[Listener] = []
 
     def __str__(self) -> str:
         return f"<Worker {self.pid}>"
@@ -137,6 +148,7 @@ class Worker:
         """In the child, after ``post_fork``: set up, load the app, then ``run()``."""
         # The master's RNG state was copied by fork: reseed so workers differ.
         random.seed()
+        self._open_own_sockets()  # before dropping privileges: same uid as the master's
         self._drop_privileges()
         self.PIPE = self._make_pipe()
         self.init_signals()
@@ -167,6 +179,7 @@ class Worker:
         self.wake_master()
         try:
             self.run()
+            self._retire_own_sockets()
             if self.slot is not None and self.slot.state == DRAIN:
                 self.drain_backlog()
         finally:
@@ -311,6 +324,55 @@ class Worker:
                     self.log.exception("Error serving a queued connection during shutdown")
                     client.close()
 
+    def _open_own_sockets(self) -> None:
+        """``reuse_port``: a listening socket of this worker's own next to each shared TCP
+        one; it goes first in ``self.sockets``, so worker classes accept on it unchanged."""
+        if not getattr(self.cfg, "reuse_port", False):
+            return
+        from forkhorn.arbiter.listeners import open_worker_listeners
+
+        self.own_sockets = open_worker_listeners(self.sockets, self.cfg, self.log)
+        if self.own_sockets:
+            self.sockets = [*self.own_sockets, *self.sockets]
+
+    def _retire_own_sockets(self) -> None:
+        """Close this worker's own ``reuse_port`` sockets without losing what they queued.
+
+        Closing a listener resets the connections in its accept queue, and its siblings in
+        the ``SO_REUSEPORT`` group cannot take them over. So, on every retirement (HUP,
+        max_requests, TTOU, WINCH, full stop): new SYNs are dropped (the client retransmits
+        and, the socket being closed by then, lands on a sibling), everything queued (and
+        any handshake half-way, for ``_HANDSHAKE_GRACE``) is accepted, the sockets are
+        closed, and only then are the accepted connections served.
+        """
+        own, self.own_sockets = self.own_sockets, []
+        if not own:
+            return
+        self.sockets = [listener for listener in self.sockets if listener not in own]
+        for listener in own:
+            listener.stop_accepting()
+        accepted: list[tuple[Listener, socket.socket, Any]] = []
+        deadline = time.monotonic() + _HANDSHAKE_GRACE
+        while True:
+            for listener in own:
+                accepted += [(listener, *item) for item in _accept_queued(listener.sock)]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                select.select([listener.sock for listener in own], [], [], left)
+            except (OSError, ValueError):
+                break
+        for listener in own:
+            listener.close(unlink=False)
+        for listener, client, addr in accepted:
+            self.notify()
+            try:
+                self.serve_drained(listener, client, addr)
+            except Exception:
+                self.log.exception("Error serving a queued connection during shutdown")
+                client.close()
+
     def serve_drained(self, listener: Listener, client: socket.socket, addr: Any) -> None:
         """Serve one connection accepted by ``drain_backlog``; workers may override it."""
         from forkhorn.wsgi.handler import Connection, ConnectionHandler
@@ -319,7 +381,8 @@ class Worker:
         if handler is None:
             handler = ConnectionHandler(self)
             self.handler = handler
-        handler.serve(Connection(client, addr, listener.sock.getsockname()))
+        # ``address``, not getsockname(): a worker's own reuse_port socket is closed by now
+        handler.serve(Connection(client, addr, listener.address))
 
     # --- signals ----------------------------------------------------------------------
 
@@ -399,3 +462,23 @@ class Worker:
         from forkhorn.arbiter.process import drop_privileges
 
         drop_privileges(user, group, bool(getattr(self.cfg, "initgroups", False)))
+
+
+def _accept_queued(sock: socket.socket) -> list[tuple[socket.socket, Any]]:
+    """Every connection queued on ``sock`` now (non-blocking accepts until EAGAIN)."""
+    found: list[tuple[socket.socket, Any]] = []
+    try:
+        sock.setblocking(False)
+    except OSError:
+        return found
+    while True:
+        try:
+            client, addr = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return found
+        except OSError as exc:
+            if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                continue
+            return found
+        client.setblocking(True)
+        found.append((client, addr))
