@@ -13,7 +13,6 @@ the user sees, chained (``raise ... from``) to the root cause.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -156,6 +155,8 @@ class WorkerRegistry:
         message = f"unknown worker class {name!r}; known: {', '.join(known) or '(none)'}"
         if name in OPTIONAL_WORKERS:
             return f"{message}. The {name} worker is not installed: pip install '{OPTIONAL_WORKERS[name]}'"
+        import difflib  # only for this error message: keeps difflib out of every start-up
+
         closest = difflib.get_close_matches(name, known, n=1)
         if closest:
             message += f". Did you mean {closest[0]!r}?"
