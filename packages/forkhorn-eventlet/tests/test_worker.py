@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -288,3 +289,21 @@ def test_eventlet_websockets_take_the_connection_over(start_server: Any) -> None
         assert data[:1] == b"\x88"  # the server's close frame, then the end
     assert http_get(server.port, "/")[0] == 200
     assert "Error handling" not in server.log
+
+
+def test_validator_wrapped_app_without_warnings(start_server: Any) -> None:
+    # wsgiref.validate checks the environ, start_response, wsgi.input and the iterable
+    # protocol from inside the worker; its warnings are errors there
+    warnings_are_errors = {"PYTHONWARNINGS": "error::wsgiref.validate.WSGIWarning"}
+    server = start_server(app="testapp:checked", env=warnings_are_errors)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for _ in range(3):  # one keep-alive connection
+        conn.request("POST", "/echo", body=b"payload")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"payload")
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"Hello, World!\n")
+    conn.close()
+    assert server.stop() == 0
+    assert "Traceback" not in server.log and "WSGIWarning" not in server.log, server.log

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.validate import validator
 
 HELLO = b"Hello, World!\n"
 
@@ -47,6 +48,17 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         start_response("200 OK", [("Content-Length", str(size))])
         return environ["wsgi.file_wrapper"](handle, 65536)  # type: ignore[no-any-return]
     return _respond(start_response, HELLO)
+
+
+def _strict(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """PEP 3333 to the letter (wsgiref.validate insists, e.g., on read() with a size)."""
+    if environ["PATH_INFO"] == "/echo":
+        return _respond(start_response, environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+    return _respond(start_response, HELLO)
+
+
+#: ``_strict`` behind ``wsgiref.validate``: any breach of PEP 3333 by server or app warns
+checked = validator(_strict)
 
 
 def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
