@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import site
 import subprocess
 import sys
 import textwrap
@@ -30,10 +31,23 @@ CLEAN_ENV = (
 
 @pytest.fixture(scope="session")
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv seeing the dev install of forkhorn, with the plugin distributions installed."""
+    """A venv seeing the forkhorn under test, with the plugin distributions installed.
+
+    It sees the test process's own environment through a ``.pth`` calling
+    ``site.addsitedir`` (so editable installs resolve), not through
+    ``system_site_packages``: from inside a venv (nox's), that would be the base
+    interpreter's site-packages, with whatever forkhorn happens to be installed there.
+    """
     home = tmp_path_factory.mktemp("plugin-venv")
-    venv.create(home, system_site_packages=True, with_pip=True)
+    venv.create(home, with_pip=True)
     python = home / "bin" / "python"
+    own_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    parents = [path for path in site.getsitepackages() if Path(path).is_dir()]
+    lines = "".join(f"import site; site.addsitedir({path!r})\n" for path in parents)
+    (Path(own_site) / "forkhorn-under-test.pth").write_text(lines)
 
     def pip(*args: str) -> None:
         subprocess.run(
