@@ -359,6 +359,11 @@ class ThreadWorker(Worker):
     def _stop_gracefully(self) -> None:
         with self._count_lock:
             self._set_accepting(False)
+        # The listeners are polled EPOLLEXCLUSIVE: the kernel announces a new connection to
+        # one worker only. One announced to this worker before it stopped polling would
+        # wait unseen until the next connection: take what is queued now and serve it.
+        for sock, server in list(self._listeners.values()):
+            self._accept(sock, server)
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while True:
             now = time.monotonic()
@@ -398,7 +403,9 @@ class ThreadWorker(Worker):
             for index, fd in enumerate(ready):
                 conn = conns.get(fd)
                 if conn is None:
-                    if fd in listeners and self.alive:
+                    # accept even while stopping: with EPOLLEXCLUSIVE this worker may be the
+                    # only one told about the connection (it is served before the stop ends)
+                    if fd in listeners:
                         self._accept(*listeners[fd])
                     continue
                 now = monotonic()
