@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -159,21 +158,12 @@ def answer_plain_http(tls_sock: Any) -> None:
         raw = socket.socket(fileno=os.dup(tls_sock.fileno()))
     except OSError:
         return
+    from forkhorn.wsgi.handler import linger  # only on this error path
+
     try:
         raw.settimeout(_LINGER_SECONDS)
         raw.sendall(PLAIN_HTTP_RESPONSE)
-        raw.shutdown(socket.SHUT_WR)
-        end = time.monotonic() + _LINGER_SECONDS
-        seen = 0
-        while seen < _DRAIN_LIMIT:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            raw.settimeout(left)
-            data = raw.recv(_DRAIN_LIMIT)
-            if not data:
-                break
-            seen += len(data)
+        linger(raw, _LINGER_SECONDS, _DRAIN_LIMIT)
     except OSError:
         pass
     finally:

@@ -393,6 +393,14 @@ class Worker:
         os.set_blocking(write_fd, False)
         return read_fd, write_fd
 
+    def _drain_pipe(self) -> None:
+        """Empty the wake-up pipe (every signal writes a byte to it)."""
+        try:
+            while os.read(self.PIPE[0], 4096):
+                pass
+        except OSError:
+            pass  # EAGAIN: empty
+
     def init_signals(self) -> None:
         for name in _DEFAULT_SIGNALS:
             signal.signal(getattr(signal, name), signal.SIG_DFL)

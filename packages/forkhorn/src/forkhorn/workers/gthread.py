@@ -243,13 +243,6 @@ class ThreadWorker(Worker):
         else:
             self._dispatch(self._poller.poll(timeout), time.monotonic())
 
-    def _drain_pipe(self) -> None:
-        try:
-            while os.read(self.PIPE[0], 4096):
-                pass
-        except OSError:
-            pass  # EAGAIN: empty
-
     def _tick(self) -> float:
         candidates = [1.0]
         if self.cfg.timeout:

@@ -111,13 +111,6 @@ class SyncWorker(Worker):
             if self.PIPE[0] in ready:
                 self._drain_pipe()
 
-    def _drain_pipe(self) -> None:
-        try:
-            while os.read(self.PIPE[0], 4096):
-                pass
-        except OSError:
-            pass  # EAGAIN: empty
-
     def _arm_watchdog(self) -> float:
         """Start the periodic watchdog (once per worker). Returns 0.0 when no deadline is
         configured (then connections are not clocked at all)."""

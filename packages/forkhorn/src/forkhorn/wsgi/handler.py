@@ -71,6 +71,27 @@ _PROXY_V1 = b"PROXY "
 _PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
+def linger(sock: socket.socket, seconds: float, limit: int) -> None:
+    """Shut our side and read what the peer still sends (up to ``limit`` bytes or
+    ``seconds``) before the caller closes: closing with unread data makes the kernel send
+    a reset, which can destroy the response the peer has not read yet."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        end = time.monotonic() + seconds
+        seen = 0
+        while seen < limit:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                break
+            seen += len(data)
+    except OSError:
+        pass
+
+
 class DeadlineExceeded(BaseException):
     """Raised inside a request that ran longer than ``timeout`` (by the worker)."""
 
@@ -198,21 +219,7 @@ class ConnectionHandler:
         """Close ``conn``; gently (see ``Connection.linger``) after an error or unread body."""
         sock = conn.sock
         if conn.linger:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-                end = time.monotonic() + LINGER_SECONDS
-                seen = 0
-                while seen < DRAIN_LIMIT:
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        break
-                    sock.settimeout(left)
-                    data = sock.recv(RECV_SIZE)
-                    if not data:
-                        break
-                    seen += len(data)
-            except OSError:
-                pass
+            linger(sock, LINGER_SECONDS, DRAIN_LIMIT)
         try:
             sock.close()
         except OSError:
