@@ -188,3 +188,12 @@ def test_apply_paths_chdir_then_pythonpath(tmp_path: Path, monkeypatch: pytest.M
     apply_paths(cfg)
     assert os.getcwd() == str(tmp_path)
     assert sys.path[:3] == ["/opt/x", str(tmp_path / "lib"), str(tmp_path)]
+
+
+def test_resolve_worker_class_takes_a_class_set_in_a_config_file() -> None:
+    from forkhorn.workers.gthread import ThreadWorker
+
+    cfg = Config()
+    cfg.set("worker_class", ThreadWorker)  # `worker_class = ThreadWorker` in a config file
+    app = WSGIApplication(cfg, build_plugin_manager(autoload=False), None)
+    assert app.resolve_worker_class() is ThreadWorker

@@ -192,7 +192,9 @@ class WSGIApplication:
             from forkhorn.plugins.registry import collect_workers
 
             self.registry = collect_workers(self.plugin_manager)
-        self.worker_class = self.registry.resolve(self.cfg.worker_class_str)
+        value = self.cfg.worker_class  # a class set in a config file is used as it is
+        spec = value if isinstance(value, type) else self.cfg.worker_class_str
+        self.worker_class = self.registry.resolve(spec)
         return self.worker_class
 
     def reload(self) -> None:

@@ -40,7 +40,6 @@ from forkhorn.arbiter import process
 from forkhorn.arbiter.listeners import Listener, ListenerError, create_listeners, inheritable_env
 from forkhorn.arbiter.pidfile import Pidfile, PidfileError
 from forkhorn.arbiter.systemd import Notifier
-from forkhorn.arbiter.workerclass import load_worker_class
 from forkhorn.arbiter.workerset import HANDLED_SIGNALS, HaltServer, WorkerProcess, WorkerSet
 from forkhorn.instrument.master import MasterInstruments
 from forkhorn.logging import Logger, make_logger
@@ -95,7 +94,15 @@ class Arbiter(WorkerSet):
     @property
     def worker_class(self) -> type[Worker]:
         if self._worker_class is None:
-            self._worker_class = load_worker_class(self.app, self.cfg)
+            cls = getattr(self.app, "worker_class", None)
+            if cls is None:
+                # Not resolved by the CLI (an embedding, a test): resolve through the
+                # registry like the CLI does, and let the class patch the master.
+                cls = self.app.resolve_worker_class()
+                patch_master = getattr(cls, "patch_master", None)
+                if patch_master is not None:
+                    patch_master(bool(self.cfg.preload_app))
+            self._worker_class = cls
         return self._worker_class
 
     @property
