@@ -67,7 +67,7 @@ def test_the_master_is_greened_before_logging_ssl_and_the_app(
 ) -> None:
     server, record = _launch(tmp_path, start_server, "-w", "2")
     assert record["pid"] == server.proc.pid
-    for module in ("logging", "ssl", "eventlet", "testapp"):
+    for module in ("logging", "ssl", "eventlet", "forkhorn.testing.apps"):
         assert module not in record["modules"], module
     assert server.get_json("/modules")["eventlet"] is True
     assert "not greened" not in server.log
@@ -76,7 +76,7 @@ def test_the_master_is_greened_before_logging_ssl_and_the_app(
 def test_preloading_greens_the_master_before_the_app(tmp_path: Path, start_server: Any) -> None:
     server, record = _launch(tmp_path, start_server, "--preload")
     assert record["pid"] == server.proc.pid
-    assert "testapp" not in record["modules"]
+    assert "forkhorn.testing.apps" not in record["modules"]
     assert "logging" not in record["modules"]
     assert server.get_json("/modules")["eventlet"] is True
     assert "not greened" not in server.log

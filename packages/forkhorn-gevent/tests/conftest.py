@@ -1,149 +1,19 @@
 """Real ``forkhorn -k gevent`` processes for the tests, always cleaned up.
 
-Each server runs in its own session (process group), so teardown can end the master and
-every worker it forked, even after a test broke the master. Plugin autoload is on (the
-core's test suite turns it off): the worker is found through its entry point, as a user's
-``-k gevent`` would find it.
+The fixtures and helpers are the core's worker test kit (:mod:`forkhorn.testing`); this
+names the worker. Plugin autoload is on in the servers: the worker is found through its
+entry point, as a user's ``-k gevent`` would find it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
+from forkhorn.testing.servers import free_port, http_get, server_env, start_server  # noqa: F401
 
 WORKER = "gevent"
-TESTS = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def server_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("FORKHORN_DISABLE_PLUGIN_AUTOLOAD", None)
-    env.pop("FORKHORN_CMD_ARGS", None)
-    env.pop("PYTEST_CURRENT_TEST", None)  # eventlet hides its RLock check under pytest
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH", "")) if p)
-    env.update(extra)
-    return env
-
-
-def http_get(
-    port: int, path: str = "/", timeout: float = 10.0, scheme: str = "http"
-) -> tuple[int, bytes]:
-    """One GET on a fresh connection: (status, body)."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    sock: Any = raw
-    if scheme == "https":
-        import ssl
-
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        sock = context.wrap_socket(raw)
-    with sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
-
-
-class Server:
-    """A running ``forkhorn`` master; ``stop()`` ends it and its workers."""
-
-    def __init__(self, command: list[str], log: Path, env: dict[str, str], port: int) -> None:
-        self.port = port
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 20.0, scheme: str = "http") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log}")
-            try:
-                if http_get(self.port, "/", timeout=2.0, scheme=scheme)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"server not ready in {timeout}s:\n{self.log}")
-
-    def get_json(self, path: str) -> Any:
-        status, body = http_get(self.port, path)
-        assert status == 200, body
-        return json.loads(body)
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of this server's session
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Any]:
-    """``start_server(*args, app=, env=, ready=, scheme=, launcher=)`` -> a (ready) Server.
-
-    ``launcher``: a script run instead of ``python -m forkhorn`` (it calls the bootstrap)."""
-    servers: list[Server] = []
-
-    def start(
-        *args: str,
-        app: str = "testapp:app",
-        env: dict[str, str] | None = None,
-        ready: bool = True,
-        scheme: str = "http",
-        launcher: Path | None = None,
-    ) -> Server:
-        port = free_port()
-        argv = ["-k", WORKER, "-b", f"127.0.0.1:{port}", "--log-level", "info", *args, app]
-        command = [sys.executable, *([str(launcher)] if launcher else ["-m", "forkhorn"]), *argv]
-        log = tmp_path / f"server-{len(servers)}.log"
-        server = Server(command, log, server_env(**(env or {})), port)
-        servers.append(server)
-        if ready:
-            server.wait_ready(scheme=scheme)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def worker_name() -> str:
+    """The worker class the shared suite (``forkhorn.testing.suite``) runs against."""
+    return WORKER

@@ -98,7 +98,7 @@ def test_preload_patches_the_master_before_ssl_and_logging(
     assert record["pid"] == server.proc.pid  # patched in the master
     assert "ssl" not in record["modules"]
     assert "logging" not in record["modules"]
-    assert "testapp" not in record["modules"]
+    assert "forkhorn.testing.apps" not in record["modules"]
     assert server.get_json("/modules")["gevent"] is True
     assert "MonkeyPatchWarning" not in server.log
     assert "Warning" not in server.log
@@ -109,6 +109,6 @@ def test_default_mode_patches_in_the_worker_without_warnings(
 ) -> None:
     server, record = _launch(tmp_path, start_server)
     assert record["pid"] != server.proc.pid  # patched after fork, in a worker
-    assert "testapp" not in record["modules"]  # ... before the app was imported
+    assert "forkhorn.testing.apps" not in record["modules"]  # ... before the app was imported
     assert server.get_json("/modules")["gevent"] is True
     assert "Warning" not in server.log

@@ -1,23 +1,76 @@
-"""The eventlet worker in a real ``forkhorn -k eventlet`` process, over real sockets."""
+"""The conformance suite every worker class passes, in real ``forkhorn -k <worker>`` processes.
+
+Written once against the ``worker_name`` fixture and the ``start_server`` fixture of
+:mod:`forkhorn.testing.servers`; a plugin's tests collect it with
+``from forkhorn.testing.suite import *  # noqa: F403``.
+
+- The worker over real sockets: concurrency, keep-alive and pipelining, limits, timeouts,
+  graceful and quick stops, ``wsgi.file_wrapper``, TLS, PEP 3333 (``wsgiref.validate``).
+  ``/modules`` reports ``gevent`` and ``eventlet``: the tests about the green library
+  patched in expect the worker's name to be one of those.
+- Gunicorn's request corpus over a real socket: the worker answers what the parser decides.
+  Only the cases that need no special settings are sent (one server, one connection each):
+  a valid case gets one ``200`` per request it holds (the echo app reads every body); an
+  invalid case gets its status line and then the connection is closed, or a silent close
+  when the corpus says there is nothing to answer. HTTP/1.1 without Host is refused by
+  default (forkhorn is stricter than Gunicorn there), so the server runs with
+  ``--permit-missing-host``. The parser itself is tested case by case, in every chunking, by
+  the core's ``tests/http/test_corpus.py``; this checks the transport around it.
+- The reliability suite's scenarios for this worker class (short: the core package runs
+  the full suite; ``packages/forkhorn/tests/reliability`` holds the scenarios and helpers).
+  Figures are reported like the core suite's (see ``docs/reliability.md``).
+
+The corpus and the reliability helpers are read from the core package's ``tests``
+directory of the checkout this module is in; outside a checkout those tests skip.
+"""
 
 from __future__ import annotations
 
+import base64
 import http.client
+import importlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from conftest import WORKER, http_get, server_env
 
-LIBRARY = WORKER  # the module name of the green library the worker patches in
+from forkhorn.testing.servers import http_get, server_env
+
+#: the core package's tests (``packages/forkhorn/tests``) in a checkout
+CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"
+CORPUS = CORE_TESTS / "http" / "data" / "gunicorn-requests.json"
+RELIABILITY = CORE_TESTS / "reliability"
+
+
+def _reliability() -> Any:
+    """The reliability suite's scenarios and helpers (skips the test outside a checkout)."""
+    if not RELIABILITY.is_dir():
+        pytest.skip(f"no reliability suite at {RELIABILITY}")
+    if str(RELIABILITY) not in sys.path:
+        sys.path.insert(0, str(RELIABILITY))
+    scenarios = importlib.import_module("reliability_scenarios")
+    support = importlib.import_module("reliability_support")
+    return SimpleNamespace(
+        hup_under_load=scenarios.hup_under_load,
+        slowloris_latency=scenarios.slowloris_latency,
+        term_with_full_backlog=scenarios.term_with_full_backlog,
+        Servers=support.Servers,
+    )
+
+
+# --- the worker over real sockets ------------------------------------------------------
 
 
 def read_responses(
@@ -48,14 +101,16 @@ def get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
 
 
-def test_list_workers_names_the_worker() -> None:
+def test_list_workers_names_the_worker(worker_name: str) -> None:
     out = subprocess.run([sys.executable, "-m", "forkhorn", "--list-workers"], env=server_env(),
                          capture_output=True, text=True, timeout=60, check=True).stdout  # fmt: skip
-    line = next(line for line in out.splitlines() if line.split()[:1] == [WORKER])
-    assert f"forkhorn-{WORKER}" in line
+    line = next(line for line in out.splitlines() if line.split()[:1] == [worker_name])
+    assert f"forkhorn-{worker_name}" in line
 
 
-def test_the_master_is_not_patched_but_the_workers_are(tmp_path: Path, start_server: Any) -> None:
+def test_the_master_is_not_patched_but_the_workers_are(
+    tmp_path: Path, start_server: Any, worker_name: str
+) -> None:
     flag = tmp_path / "master-modules.json"
     config = tmp_path / "forkhorn.conf.py"
     config.write_text(
@@ -67,11 +122,11 @@ def test_the_master_is_not_patched_but_the_workers_are(tmp_path: Path, start_ser
     )
     server = start_server("-c", str(config), "-w", "2")
     info = server.get_json("/modules")
-    assert info[LIBRARY] is True
+    assert info[worker_name] is True
     assert info["multithread"] is True
     assert info["multiprocess"] is True
     master_modules = json.loads(flag.read_text())
-    if LIBRARY == "gevent":
+    if worker_name == "gevent":
         assert master_modules == []  # gevent is only imported after fork, and ssl after it
     else:
         assert "eventlet" in master_modules  # eventlet greens the master on purpose
@@ -87,14 +142,14 @@ def test_slow_requests_are_served_concurrently_by_one_worker(start_server: Any) 
     assert elapsed < 2.5, elapsed  # one at a time would take 10 s
 
 
-def test_keep_alive_and_pipelining(start_server: Any) -> None:
+def test_keep_alive_and_pipelining(start_server: Any, worker_name: str) -> None:
     server = start_server("-w", "1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(get("/") + get("/modules") + b"POST /echo HTTP/1.1\r\nHost: t\r\n"
                      b"Content-Length: 5\r\n\r\nhello")  # fmt: skip
         first, info, echo = read_responses(sock, 3)
         assert first == (200, b"Hello, World!\n")
-        assert info[0] == 200 and json.loads(info[1])[LIBRARY] is True
+        assert info[0] == 200 and json.loads(info[1])[worker_name] is True
         assert echo == (200, b"hello")
         sock.sendall(get("/"))  # the same connection again, after a pause
         assert read_responses(sock, 1) == [(200, b"Hello, World!\n")]
@@ -180,10 +235,10 @@ def test_file_wrapper_goes_out_through_a_cooperative_sendfile(
     payload = os.urandom(8 << 20)  # more than the socket buffers on both ends hold
     path = tmp_path / "payload.bin"
     path.write_bytes(payload)
-    server = start_server("-w", "1", env={"FORKHORN_TEST_FILE": str(path)})
+    server = start_server("-w", "1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        slow.sendall(get("/file"))
+        slow.sendall(get("/file?" + quote(str(path))))
         time.sleep(0.3)  # the server's socket buffer fills: sendfile must wait, not fail
         assert http_get(server.port, "/")[0] == 200  # ...and not block the worker meanwhile
         ((status, body),) = read_responses(slow, 1)
@@ -257,45 +312,11 @@ def test_a_thousand_idle_keep_alive_connections_do_not_slow_a_client(start_serve
     assert loaded < 3 * baseline + 0.001, (baseline, loaded)
 
 
-def _masked_frame(opcode: int, payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    body = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body
-
-
-def test_eventlet_websockets_take_the_connection_over(start_server: Any) -> None:
-    server = start_server("-w", "1", "--timeout", "1", app="testapp:websocket_app")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(
-            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += sock.recv(4096)
-        head, _, data = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101 ")
-        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
-        for text in (b"hello", b"again"):
-            time.sleep(1.5)  # longer than --timeout: a websocket is not a slow request
-            sock.sendall(_masked_frame(0x1, text))
-            while len(data) < 2 + len(text):
-                data += sock.recv(4096)
-            assert data[: 2 + len(text)] == bytes([0x81, len(text)]) + text
-            data = data[2 + len(text) :]
-        sock.sendall(_masked_frame(0x8, b""))  # close
-        while chunk := sock.recv(4096):
-            data += chunk
-        assert data[:1] == b"\x88"  # the server's close frame, then the end
-    assert http_get(server.port, "/")[0] == 200
-    assert "Error handling" not in server.log
-
-
 def test_validator_wrapped_app_without_warnings(start_server: Any) -> None:
     # wsgiref.validate checks the environ, start_response, wsgi.input and the iterable
     # protocol from inside the worker; its warnings are errors there
     warnings_are_errors = {"PYTHONWARNINGS": "error::wsgiref.validate.WSGIWarning"}
-    server = start_server(app="testapp:checked", env=warnings_are_errors)
+    server = start_server(app="forkhorn.testing.apps:checked", env=warnings_are_errors)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     for _ in range(3):  # one keep-alive connection
         conn.request("POST", "/echo", body=b"payload")
@@ -307,3 +328,112 @@ def test_validator_wrapped_app_without_warnings(start_server: Any) -> None:
     conn.close()
     assert server.stop() == 0
     assert "Traceback" not in server.log and "WSGIWarning" not in server.log, server.log
+
+
+# --- Gunicorn's request corpus over a socket -----------------------------------------
+
+STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
+#: valid in Gunicorn, refused by forkhorn on purpose (the reasons: EXCEPTIONS in the core's
+#: tests/http/test_corpus.py): the status answered instead of the 200s
+DELIBERATELY_REFUSED = {
+    "valid/009": 400,  # Transfer-Encoding: identity beside Content-Length
+    "valid/099": 400,  # the input ends before Content-Length says
+    "valid/rfc9112_target_absolute_userinfo_01": 400,  # userinfo in the target
+}
+
+
+def default_cases() -> list[dict[str, Any]]:
+    if not CORPUS.exists():
+        return []
+    return [case for case in json.loads(CORPUS.read_text())["cases"] if not case.get("settings")]
+
+
+def exchange(port: int, raw: bytes) -> list[int]:
+    """Send ``raw``, half-close, read until the server closes: the statuses it answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return [int(status) for status in STATUS_LINE.findall(data)]
+
+
+@pytest.mark.skipif(not default_cases(), reason="the corpus has not been generated")
+def test_the_corpus_over_a_socket(start_server: Any) -> None:
+    server = start_server("-w", "1", "--permit-missing-host", app="forkhorn.testing.apps:echo_app")
+    cases = default_cases()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(lambda case: exchange(server.port, base64.b64decode(case["raw_b64"])), cases)
+        )
+    wrong = []
+    for case, statuses in zip(cases, answers, strict=True):
+        if case["name"] in DELIBERATELY_REFUSED:
+            expected, statuses = [DELIBERATELY_REFUSED[case["name"]]], statuses[-1:]
+        elif case["expect"] == "requests":
+            expected = [200] * len(case["requests"])
+        else:
+            expected = [] if case["status"] is None else [case["status"]]
+            statuses = statuses[-1:] if expected else [s for s in statuses if s != 200]
+        if statuses != expected:
+            wrong.append((case["name"], statuses, expected))
+    assert not wrong, wrong
+    assert len(cases) > 100
+
+
+# --- reliability scenarios -------------------------------------------------------------
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Any]:
+    started = _reliability().Servers(tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def test_twenty_hup_reloads_under_keepalive_load_lose_nothing(
+    servers: Any, worker_name: str
+) -> None:
+    _reliability().hup_under_load(servers, worker_name, 20, keepalive=True, autoload=True)
+
+
+def test_term_under_load_with_a_full_backlog_loses_nothing(servers: Any, worker_name: str) -> None:
+    _reliability().term_with_full_backlog(servers, worker_name, autoload=True)
+
+
+def test_slowloris_does_not_starve_the_worker(servers: Any, worker_name: str) -> None:
+    _reliability().slowloris_latency(servers, worker_name, autoload=True)
+
+
+def test_a_head_trickling_longer_than_keepalive_gets_header_timeout(
+    servers: Any, worker_name: str
+) -> None:
+    server = servers.start("--keep-alive", "1", "--header-timeout", "5", worker=worker_name,
+                           workers=1, autoload=True)  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
+        for _ in range(6):  # 3 s of trickling: past keepalive, within header_timeout
+            time.sleep(0.5)
+            sock.sendall(b"X-A: b\r\n")
+        sock.sendall(b"Connection: close\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+
+
+def test_graceful_stop_serves_a_connection_accepted_before_its_request(
+    servers: Any, worker_name: str
+) -> None:
+    """A connection the worker accepted whose request had not arrived yet was closed by
+    the graceful stop (requests lost on HUP under load)."""
+    server = servers.start(worker=worker_name, workers=1, autoload=True)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as late:
+        time.sleep(0.3)  # accepted by the worker, no request yet
+        server.signal(signal.SIGTERM)
+        time.sleep(0.3)  # the worker is in its graceful stop
+        late.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        answer = late.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert server.proc.wait(timeout=30) == 0

@@ -1,8 +1,9 @@
-"""The WSGI app the worker tests serve (imported by the server's workers, not by pytest).
+"""The WSGI apps the worker tests serve (imported by the server's workers, not by pytest).
 
-Routes: ``/`` hello; ``/sleep?SECONDS`` sleeps (``time.sleep``: patched, so cooperative);
-``/modules`` tells what this process has loaded and what the environ says; ``/echo`` returns
-the request body; ``/file`` sends ``$FORKHORN_TEST_FILE`` through ``wsgi.file_wrapper``.
+Routes of ``app``: ``/`` hello; ``/sleep?SECONDS`` sleeps (``time.sleep``: patched, so
+cooperative); ``/modules`` tells what this process has loaded and what the environ says;
+``/echo`` returns the request body; ``/file?PATH`` sends the file at (URL-quoted) ``PATH``
+through ``wsgi.file_wrapper`` (a test app: never serve it to anyone).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 from wsgiref.validate import validator
 
 HELLO = b"Hello, World!\n"
@@ -43,7 +45,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/echo":
         return _respond(start_response, environ["wsgi.input"].read())
     if path == "/file":
-        handle = open(os.environ["FORKHORN_TEST_FILE"], "rb")  # noqa: SIM115 (closed by the server)
+        handle = open(unquote(environ["QUERY_STRING"]), "rb")  # noqa: SIM115 (closed by the server)
         size = os.fstat(handle.fileno()).st_size
         start_response("200 OK", [("Content-Length", str(size))])
         return environ["wsgi.file_wrapper"](handle, 65536)  # type: ignore[no-any-return]

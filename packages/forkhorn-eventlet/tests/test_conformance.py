@@ -1,0 +1,4 @@
+"""The conformance suite every worker passes (:mod:`forkhorn.testing.suite`), for ``-k eventlet``:
+the worker over real sockets, Gunicorn's request corpus, the reliability scenarios."""
+
+from forkhorn.testing.suite import *  # noqa: F403
