@@ -235,7 +235,7 @@ class CooperativeWorker(Worker):
 
     def _throw(self, green: Any, exc: BaseException, since: float | None = None) -> None:
         """Throw ``exc`` into ``green`` from the hub, soon. With ``since``: only if the
-        connection is still in the state the sweep saw (not if a request began meanwhile)."""
+        connection is still in the state the sweep saw (no request begun, no head started)."""
         self._expired[green] = exc
         self._schedule(self._deliver, green, exc, since)
 
@@ -245,7 +245,13 @@ class CooperativeWorker(Worker):
             return
         if since is not None:
             state = self._state.get(green)
-            if state is None or state[0] != since:
+            # Re-check what the sweep saw: a request may have begun since, or (idle
+            # connection) a head may have started arriving, under header_timeout now.
+            if (
+                state is None
+                or state[0] != since
+                or (state[1] is None and self._head_in_progress(green))
+            ):
                 del self._expired[green]
                 return
         green.throw(exc)
