@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from typing import Any
@@ -107,6 +108,39 @@ def test_heartbeat_and_request_tracking_write_the_slot():
     worker.count_request()
     assert not worker.slot.read().in_flight
     assert [v.index for v in board.views()] == [worker.slot.index]
+
+
+def test_the_master_never_reads_a_beat_half_written():
+    """A worker process beating as fast as it can while the master reads its slot: every
+    read is a real beat. (``struct.pack_into`` zeroes a field before copying it in, so
+    the master once read 0.0 mid-write and aborted a healthy worker as timed out.)"""
+    board = HeartbeatBoard(capacity=2)
+    slot = board.allocate()
+    started = slot.last_beat()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                slot.beat()
+                slot.request_started("GET", "/")
+                slot.request_finished(1)
+        finally:
+            os._exit(0)
+    try:
+        reads = 0
+        while reads < 200_000 and not os.waitpid(pid, os.WNOHANG)[0]:
+            assert slot.last_beat() >= started
+            view = slot.read()
+            assert view.last_beat >= started and view.requests in (0, 1)
+            reads += 1
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # already exited and reaped
+    assert reads > 1000
 
 
 def test_count_request_asks_for_retirement_and_wakes_the_master():

@@ -15,7 +15,7 @@ Invariants
   ``WORKER_BOOT_ERROR`` (3) for any other failure before ``booted`` is true. Both halt the
   master instead of forking forever.
 * ``notify()``, ``request_started()``, ``request_finished()`` and ``count_request()`` cost a
-  ``struct.pack_into`` into shared memory: no syscall on the hot path.
+  store or two into shared memory: no syscall on the hot path.
 * With metrics on (``self.metrics``, a region of the master's metrics board given before
   the fork), ``request_started``/``request_finished`` also bump its in-flight counters;
   with a buffered access log or StatsD, ``notify()`` flushes buffers older than a second

@@ -5,15 +5,19 @@ Theory of operation
 The master creates one ``HeartbeatBoard`` before it forks anything: an anonymous
 ``MAP_SHARED`` mapping, so every worker forked later writes into the very pages the master
 reads. A worker owns exactly one slot (given to it before the fork, freed by the master after
-the worker is reaped). Writing is a ``struct.pack_into`` into that slot: no syscall, no file,
+the worker is reaped). Writing is a store into that slot: no syscall, no file,
 no lock, so ``notify()`` can be called as often as a worker likes.
 
 Invariants
 ----------
 * Only the worker writes ``last_beat``, ``request_start``, ``requests`` and the request
   label of its slot; the master writes ``pid`` and the state on allocation, and the state
-  ``DRAIN`` before a full stop. Each field is written by one ``pack_into`` (a ``memcpy``);
-  a torn read can only show a stale value for one check, never a crash.
+  ``DRAIN`` before a full stop.
+* The three numbers the master acts on (``last_beat``, ``request_start``, ``requests``) are
+  8-byte aligned words written and read through typed ``memoryview`` items: one aligned
+  8-byte store or load, never torn (x86-64, arm64). Not ``struct.pack_into``: it zeroes the
+  field first and then copies it byte by byte, so a master reading at that instant saw a
+  beat of 0.0 and aborted a healthy worker as timed out.
 * Times are ``time.monotonic()``: ``CLOCK_MONOTONIC`` is system-wide on Linux and the BSDs,
   so a worker's beat is comparable with the master's clock.
 * The capacity is fixed for the life of the master (4096 slots, 512 KiB); a re-exec'd master
@@ -36,17 +40,15 @@ DEFAULT_CAPACITY = 4096
 _LABEL_MAX = 98
 
 # Field offsets, so a hot write touches only its own bytes.
-_OFF_BEAT = 0
-_OFF_REQUEST = 8
-_OFF_REQUESTS = 16
 _OFF_PID = 24
 _OFF_STATE = 28
 _OFF_LABEL_LEN = 29
 _OFF_LABEL = 30
-
-_DOUBLE = struct.Struct("=d")
-_REQUEST = struct.Struct("=dQ")  # request_start + requests, written together on finish
-_STATE = struct.Struct("=B")
+# ... and the word indexes (in 8-byte units from the slot's start) of the numbers.
+_WORD_BEAT = 0
+_WORD_REQUEST = 1
+_WORD_REQUESTS = 2
+_SLOT_WORDS = SLOT_SIZE // 8
 
 # Slot states.
 FREE = 0
@@ -82,20 +84,28 @@ class SlotView:
 
 
 class WorkerSlot:
-    """The part of the board one worker writes. Cheap methods: one ``pack_into`` each."""
+    """The part of the board one worker writes. Cheap methods: a store or two each."""
 
-    __slots__ = ("_base", "_buf", "index")
+    __slots__ = ("_base", "_buf", "_counts", "_first", "_reals", "index")
 
-    def __init__(self, buf: mmap.mmap, index: int) -> None:
+    def __init__(
+        self, buf: mmap.mmap, reals: memoryview[float], counts: memoryview[int], index: int
+    ) -> None:
         self._buf = buf
+        self._reals = reals  # the board as doubles
+        self._counts = counts  # the board as unsigned 64-bit words
         self.index = index
         self._base = index * SLOT_SIZE
+        self._first = index * _SLOT_WORDS
 
     def beat(self) -> None:
-        _DOUBLE.pack_into(self._buf, self._base + _OFF_BEAT, time.monotonic())
+        self._reals[self._first] = time.monotonic()
+
+    def last_beat(self) -> float:
+        return self._reals[self._first]
 
     def set_state(self, state: int) -> None:
-        _STATE.pack_into(self._buf, self._base + _OFF_STATE, state)
+        self._buf[self._base + _OFF_STATE] = state
 
     @property
     def state(self) -> int:
@@ -107,18 +117,28 @@ class WorkerSlot:
         base = self._base
         self._buf[base + _OFF_LABEL : base + _OFF_LABEL + len(label)] = label
         self._buf[base + _OFF_LABEL_LEN] = len(label)
-        _DOUBLE.pack_into(self._buf, base + _OFF_BEAT, now)
-        _DOUBLE.pack_into(self._buf, base + _OFF_REQUEST, now)
+        reals = self._reals
+        first = self._first
+        reals[first + _WORD_BEAT] = now
+        reals[first + _WORD_REQUEST] = now
 
     def request_finished(self, requests_served: int) -> None:
-        _REQUEST.pack_into(self._buf, self._base + _OFF_REQUEST, 0.0, requests_served)
+        first = self._first
+        self._reals[first + _WORD_REQUEST] = 0.0
+        self._counts[first + _WORD_REQUESTS] = requests_served
 
     def read(self) -> SlotView:
-        beat, start, requests, pid, state, label_len, label = _SLOT.unpack_from(
-            self._buf, self._base
-        )
+        _, _, _, pid, state, label_len, label = _SLOT.unpack_from(self._buf, self._base)
+        reals = self._reals
+        first = self._first
         return SlotView(
-            self.index, beat, start, requests, pid, state, label[:label_len].decode("latin-1")
+            self.index,
+            reals[first + _WORD_BEAT],
+            reals[first + _WORD_REQUEST],
+            self._counts[first + _WORD_REQUESTS],
+            pid,
+            state,
+            label[:label_len].decode("latin-1"),
         )
 
 
@@ -129,6 +149,9 @@ class HeartbeatBoard:
         self.capacity = capacity
         # fileno -1: anonymous; MAP_SHARED is the default, so forked children share the pages.
         self._buf = mmap.mmap(-1, capacity * SLOT_SIZE)
+        self._bytes = memoryview(self._buf)
+        self._reals = self._bytes.cast("d")
+        self._counts = self._bytes.cast("Q")
         self._free = list(range(capacity - 1, -1, -1))
 
     def allocate(self, pid: int = 0) -> WorkerSlot:
@@ -139,7 +162,7 @@ class HeartbeatBoard:
         _SLOT.pack_into(
             self._buf, index * SLOT_SIZE, time.monotonic(), 0.0, 0, pid, BOOTING, 0, b""
         )
-        return WorkerSlot(self._buf, index)
+        return WorkerSlot(self._buf, self._reals, self._counts, index)
 
     def set_pid(self, slot: WorkerSlot, pid: int) -> None:
         struct.pack_into("=i", self._buf, slot.index * SLOT_SIZE + _OFF_PID, pid)
@@ -151,7 +174,12 @@ class HeartbeatBoard:
     def views(self) -> list[SlotView]:
         """Every slot in use (for metrics and diagnosis)."""
         used = set(range(self.capacity)) - set(self._free)
-        return [WorkerSlot(self._buf, index).read() for index in sorted(used)]
+        return [self.slot(index).read() for index in sorted(used)]
+
+    def slot(self, index: int) -> WorkerSlot:
+        return WorkerSlot(self._buf, self._reals, self._counts, index)
 
     def close(self) -> None:
+        for view in (self._reals, self._counts, self._bytes):
+            view.release()  # mmap.close() refuses while a view exports its buffer
         self._buf.close()
