@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -62,6 +63,27 @@ def test_body_leaves_pipelined_bytes_in_the_buffer(pair: tuple[Connection, socke
     body = fixed(conn, 3)
     assert body.read(10) == b"abc"
     assert conn.buf == b"GET / HTTP/1.1\r\n"
+
+
+def test_large_reads_join_pending_buffer_and_socket_exactly(
+    pair: tuple[Connection, socket.socket],
+) -> None:
+    """The large-read path (one buffer filled by ``recv_into``) returns exact ``bytes``:
+    what a small read left pending, the connection's buffer, then the socket."""
+    conn, client = pair
+    body_bytes = bytes(range(256)) * 4096  # 1 MiB, every offset distinguishable
+    conn.buf = body_bytes[:1000]
+    body = fixed(conn, len(body_bytes))
+    assert body.read(10) == body_bytes[:10]  # leaves 990 buffer bytes pending
+    sender = threading.Thread(target=client.sendall, args=(body_bytes[1000:] + b"NEXT",))
+    sender.start()
+    try:
+        rest = body.read(len(body_bytes) - 20)
+        assert type(rest) is bytes and rest == body_bytes[10:-10]
+        assert body.read() == body_bytes[-10:] and body.complete
+    finally:
+        sender.join(5)
+    assert conn.buf + conn.sock.recv(100) == b"NEXT"
 
 
 def test_readline_readlines_and_iteration(pair: tuple[Connection, socket.socket]) -> None:
