@@ -18,7 +18,6 @@ ROOT = Path(__file__).parent
 CORE = "packages/forkhorn"
 GEVENT = "packages/forkhorn-gevent"
 EVENTLET = "packages/forkhorn-eventlet"
-EXAMPLE_PLUGIN = "examples/forkhorn-example-worker"
 TEST_DEPS = [
     "pytest>=8",
     "pytest-timeout>=2.2",
@@ -64,24 +63,24 @@ def tests_core(session: nox.Session) -> None:
     _pytest(session, f"{CORE}/tests", "bench/test_harness.py", "-m", "not slow")
 
 
+def _tests_plugin(session: nox.Session, package: str, worker: str) -> None:
+    """A plugin package's own tests, then the deployment tests with its worker only."""
+    session.install("-e", CORE, "-e", package, *TEST_DEPS)
+    _install_proxies(session)
+    _pytest(session, f"{package}/tests")
+    _pytest(session, DEPLOY_TESTS, env={"FORKHORN_DEPLOY_WORKERS": worker})
+
+
 @nox.session(name="tests-gevent")
 def tests_gevent(session: nox.Session) -> None:
     """forkhorn-gevent beside the core, in a venv of its own."""
-    session.install("-e", CORE, "-e", GEVENT, *TEST_DEPS)
-    _install_proxies(session)
-    _pytest(session, f"{GEVENT}/tests")
-    session.env["FORKHORN_DEPLOY_WORKERS"] = "gevent"
-    _pytest(session, DEPLOY_TESTS)
+    _tests_plugin(session, GEVENT, "gevent")
 
 
 @nox.session(name="tests-eventlet")
 def tests_eventlet(session: nox.Session) -> None:
     """forkhorn-eventlet beside the core, in a venv of its own (never beside gevent)."""
-    session.install("-e", CORE, "-e", EVENTLET, *TEST_DEPS)
-    _install_proxies(session)
-    _pytest(session, f"{EVENTLET}/tests")
-    session.env["FORKHORN_DEPLOY_WORKERS"] = "eventlet"
-    _pytest(session, DEPLOY_TESTS)
+    _tests_plugin(session, EVENTLET, "eventlet")
 
 
 def _reliability_env() -> dict[str, str]:
@@ -102,18 +101,33 @@ def reliability(session: nox.Session) -> None:
     session.notify("reliability-eventlet")
 
 
+def _reliability_plugin(session: nox.Session, package: str) -> None:
+    # The plugin's reliability scenarios are part of its conformance suite
+    # (forkhorn.testing.suite); the rest of that suite runs along, it is short.
+    session.install("-e", CORE, "-e", package, *TEST_DEPS)
+    _pytest(session, f"{package}/tests/test_conformance.py", env=_reliability_env())
+
+
 @nox.session(name="reliability-gevent")
 def reliability_gevent(session: nox.Session) -> None:
-    """The reliability tests of the gevent worker, in its own venv."""
-    session.install("-e", CORE, "-e", GEVENT, *TEST_DEPS)
-    _pytest(session, f"{GEVENT}/tests/test_reliability.py", env=_reliability_env())
+    """The gevent worker's reliability scenarios (with its conformance suite), in its own venv."""
+    _reliability_plugin(session, GEVENT)
 
 
 @nox.session(name="reliability-eventlet")
 def reliability_eventlet(session: nox.Session) -> None:
-    """The reliability tests of the eventlet worker, in its own venv."""
-    session.install("-e", CORE, "-e", EVENTLET, *TEST_DEPS)
-    _pytest(session, f"{EVENTLET}/tests/test_reliability.py", env=_reliability_env())
+    """The eventlet worker's reliability scenarios (with its conformance suite), in its own venv."""
+    _reliability_plugin(session, EVENTLET)
+
+
+def _venv(session: nox.Session, venv: Path, *requirements: str) -> str:
+    """``venv``, made if missing, with ``requirements`` pip-installed in it: for what cannot
+    share the session's own venv. Returns its python."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(venv))
+    session.run(str(python), "-m", "pip", "install", "-q", *requirements, external=True)
+    return str(python)
 
 
 @nox.session
@@ -126,19 +140,7 @@ def wheels(session: nox.Session) -> None:
             session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), package)
         for extra in ("gevent", "eventlet"):
             venv = dist / f"venv-{extra}"
-            session.run("python", "-m", "venv", str(venv))
-            python = str(venv / "bin" / "python")
-            session.run(
-                python,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--find-links",
-                str(dist),
-                f"forkhorn[{extra}]",
-                external=True,
-            )
+            python = _venv(session, venv, "--find-links", str(dist), f"forkhorn[{extra}]")
             session.run(str(venv / "bin" / "forkhorn"), "--list-workers", external=True)
             session.run(python, "ci/smoke_roundtrip.py", "--worker-class", extra, external=True)
     finally:
@@ -180,41 +182,19 @@ def bench(session: nox.Session) -> None:
     """forkhorn against Gunicorn, same run, same worker class: `nox -s bench -- --quick`."""
     session.run("bash", "ci/install-wrk.sh", external=True)
     session.install("-e", CORE, "-e", GEVENT, "-r", "bench/requirements.txt")
-    legacy = Path(session.virtualenv.location).parent / "bench-gunicorn23"
-    if not (legacy / "bin" / "python").exists():
-        session.run("python", "-m", "venv", str(legacy))
-    session.run(
-        str(legacy / "bin" / "python"),
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "-r",
-        "bench/requirements-gunicorn23.txt",
-        external=True,
+    # Gunicorn 23 (the eventlet peer) and forkhorn's eventlet worker each need a venv apart.
+    venvs = Path(session.virtualenv.location).parent
+    gunicorn23 = _venv(
+        session, venvs / "bench-gunicorn23", "-r", "bench/requirements-gunicorn23.txt"
     )
-    eventlet_venv = Path(session.virtualenv.location).parent / "bench-forkhorn-eventlet"
-    if not (eventlet_venv / "bin" / "python").exists():
-        session.run("python", "-m", "venv", str(eventlet_venv))
-    session.run(
-        str(eventlet_venv / "bin" / "python"),
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "-e",
-        CORE,
-        "-e",
-        EVENTLET,
-        external=True,
-    )
+    eventlet = _venv(session, venvs / "bench-forkhorn-eventlet", "-e", CORE, "-e", EVENTLET)
     session.run(
         "python",
         "bench/run.py",
         "--gunicorn23-python",
-        str(legacy / "bin" / "python"),
+        gunicorn23,
         "--forkhorn-eventlet-python",
-        str(eventlet_venv / "bin" / "python"),
+        eventlet,
         *session.posargs,
         env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")},
     )
