@@ -22,8 +22,15 @@ echo "install-proxies: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # policy-rc.d stops the packages from starting their default services during install.
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-chmod +x /usr/sbin/policy-rc.d
-trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+# A policy the system already had is put back afterwards, byte for byte.
+policy=/usr/sbin/policy-rc.d
+saved=""
+if [ -e "$policy" ]; then
+    saved="$(mktemp)"
+    cp -p "$policy" "$saved"
+fi
+trap 'if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi' EXIT
+printf '#!/bin/sh\nexit 101\n' > "$policy"
+chmod +x "$policy"
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-proxies: done"
