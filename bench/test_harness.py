@@ -1,16 +1,18 @@
 """Self-tests of the benchmark harness that need no server and no wrk: report parsing,
-targets, verdicts, exit status. Run: ``python -m pytest bench -q -p no:cacheprovider``."""
+targets, verdicts, exit status, and how the driver orders runs and picks the one reported.
+Run: ``python -m pytest bench -q -p no:cacheprovider``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bench import report
+from bench import report, run
 from bench.servers import ServerSpec
-from bench.workloads import target_for
+from bench.workloads import WORKLOADS, target_for
 from bench.wrk import WrkError, WrkResult, build_command, parse_report
 
 REPORT = """Running 1s test @ http://127.0.0.1:8000/
@@ -116,3 +118,64 @@ def test_forkhorn_errors_fail_the_run() -> None:
     assert report.throughput_rows(res)[0]["result"] == "FAIL (errors)"
     assert report.exit_status(res, fail_on_errors=True) == 1
     assert report.exit_status(res, fail_on_errors=False) == 0
+
+
+def test_parse_report_without_the_latency_distribution_is_unreadable() -> None:
+    # wrk run without --latency prints no percentiles: a WrkError, never a KeyError
+    without = "\n".join(x for x in REPORT.splitlines() if not x.strip().startswith("99%"))
+    with pytest.raises(WrkError):
+        parse_report(without)
+
+
+def test_a_bigger_or_slower_forkhorn_fails_the_server_targets() -> None:
+    res = _results()
+    res.servers[0] = report.ServerFigures("forkhorn", "sync", 0.2, 30_000.0)
+    row = report.server_rows(res)[0]
+    assert row["idle_rss_kib"]["ratio"] == 1.5
+    assert row["idle_rss_kib"]["result"] == "FAIL"
+    assert row["startup_s"]["result"] == "FAIL"
+
+
+def test_a_broken_harness_exits_2() -> None:
+    res = _results()
+    res.runs[1].error = "wrk exited 1"
+    assert report.exit_status(res, fail_on_errors=False) == 2  # a Gunicorn run failed
+    res = _results()
+    res.servers[1].error = "gunicorn exited 1"
+    assert report.exit_status(res, fail_on_errors=False) == 2  # Gunicorn did not serve
+    res = _results()
+    res.servers = [f for f in res.servers if f.server != "forkhorn"]
+    res.runs = [r for r in res.runs if r.server != "forkhorn"]
+    assert report.exit_status(res, fail_on_errors=False) == 2  # nothing compared
+
+
+def test_the_representative_run_is_the_median_unless_one_failed() -> None:
+    runs = [report.Run("forkhorn", "sync", "hello", _result(rps)) for rps in (300.0, 100.0, 200.0)]
+    chosen = run.representative(runs)
+    assert chosen.result is not None and chosen.result.rps == 200.0
+    assert chosen.samples == [300.0, 100.0, 200.0]
+    runs[0] = report.Run("forkhorn", "sync", "hello", _result(300.0, errors=1))
+    assert run.representative(runs) is runs[0]  # a failure is never hidden by the median
+    runs[2] = report.Run("forkhorn", "sync", "hello", error="wrk exited 1")
+    assert run.representative(runs) is runs[0]
+    assert runs[0].samples == [300.0, 100.0]
+
+
+def test_servers_take_turns_in_an_order_flipped_on_each_repetition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[tuple[str, int]] = []
+
+    def fake_load(ctx: object, srv: SimpleNamespace, work: object, seconds: int) -> report.Run:
+        loaded.append((srv.name, seconds))
+        return report.Run(srv.name, "sync", "hello", _result(float(len(loaded))))
+
+    monkeypatch.setattr(run, "load", fake_load)
+    ctx = SimpleNamespace(warmup=1, duration=5, repeat=3, args=SimpleNamespace(quick=False))
+    servers = [SimpleNamespace(name="forkhorn"), SimpleNamespace(name="gunicorn")]
+    chosen = run.compare(ctx, servers, WORKLOADS["hello"])  # type: ignore[arg-type]
+    warm_up = [("forkhorn", 1), ("gunicorn", 1)]
+    turns = ["forkhorn", "gunicorn", "gunicorn", "forkhorn", "forkhorn", "gunicorn"]
+    assert loaded == warm_up + [(name, 5) for name in turns]
+    assert [r.server for r in chosen] == ["forkhorn", "gunicorn"]  # in the servers' order
+    assert [r.samples for r in chosen] == [[3.0, 6.0, 7.0], [4.0, 5.0, 8.0]]
