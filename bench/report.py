@@ -169,9 +169,9 @@ def server_rows(res: Results) -> list[dict[str, Any]]:
     for worker_class in res.classes():
         ours, theirs = res.figures("forkhorn", worker_class), res.figures("gunicorn", worker_class)
         row: dict[str, Any] = {"worker_class": worker_class}
-        for name, attr in (("idle_rss_kib", "idle_rss_kib"), ("startup_s", "startup_s")):
-            mine = getattr(ours, attr) if ours and not ours.error else None
-            peer = getattr(theirs, attr) if theirs and not theirs.error else None
+        for name in ("idle_rss_kib", "startup_s"):
+            mine = getattr(ours, name) if ours and not ours.error else None
+            peer = getattr(theirs, name) if theirs and not theirs.error else None
             ratio = _ratio(mine, peer)
             verdict = "—" if ratio is None else ("PASS" if ratio <= EQUAL_WITHIN else "FAIL")
             row[name] = {"forkhorn": mine, "gunicorn": peer, "ratio": ratio, "result": verdict}
@@ -194,11 +194,9 @@ def _lat(r: dict[str, Any] | None) -> str:
 def _errs(r: dict[str, Any] | None, error: str) -> str:
     if r is None:
         return "run failed" if error else "—"
-    return (
-        "0"
-        if not (r["non_2xx"] or r["socket_errors"])
-        else (f"{r['non_2xx']} non-2xx, {r['socket_errors']} socket")
-    )
+    if not (r["non_2xx"] or r["socket_errors"]):
+        return "0"
+    return f"{r['non_2xx']} non-2xx, {r['socket_errors']} socket"
 
 
 def _throughput_md(rows: list[dict[str, Any]]) -> list[str]:
