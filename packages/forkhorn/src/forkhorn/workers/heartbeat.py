@@ -23,7 +23,8 @@ Invariants
 * The capacity is fixed for the life of the master (4096 slots, 512 KiB); a re-exec'd master
   (USR2) builds a new board. Allocation never moves a slot, so a slot's offset is stable.
 
-This board is also what the metrics exporter reads (requests served, in-flight request).
+The master acts on the beat (timeouts) and the state; ``views()`` snapshots every slot for
+diagnosis. The metrics exporter keeps its own counters (``forkhorn.instrument.board``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _OFF_PID = 24
 _OFF_STATE = 28
 _OFF_LABEL_LEN = 29
 _OFF_LABEL = 30
+# pid, state, label length, label: the bytes after the three numbers (read whole by ``read``)
+_TAIL = struct.Struct("=iBB98s")
 # ... and the word indexes (in 8-byte units from the slot's start) of the numbers.
 _WORD_BEAT = 0
 _WORD_REQUEST = 1
@@ -86,7 +89,7 @@ class SlotView:
 class WorkerSlot:
     """The part of the board one worker writes. Cheap methods: a store or two each."""
 
-    __slots__ = ("_base", "_buf", "_counts", "_first", "_reals", "index")
+    __slots__ = ("_base", "_beat", "_buf", "_counts", "_reals", "_requests", "_start", "index")
 
     def __init__(
         self, buf: mmap.mmap, reals: memoryview[float], counts: memoryview[int], index: int
@@ -96,13 +99,16 @@ class WorkerSlot:
         self._counts = counts  # the board as unsigned 64-bit words
         self.index = index
         self._base = index * SLOT_SIZE
-        self._first = index * _SLOT_WORDS
+        first = index * _SLOT_WORDS
+        self._beat = first + _WORD_BEAT  # item indexes of this slot's numbers
+        self._start = first + _WORD_REQUEST
+        self._requests = first + _WORD_REQUESTS
 
     def beat(self) -> None:
-        self._reals[self._first] = time.monotonic()
+        self._reals[self._beat] = time.monotonic()
 
     def last_beat(self) -> float:
-        return self._reals[self._first]
+        return self._reals[self._beat]
 
     def set_state(self, state: int) -> None:
         self._buf[self._base + _OFF_STATE] = state
@@ -118,24 +124,21 @@ class WorkerSlot:
         self._buf[base + _OFF_LABEL : base + _OFF_LABEL + len(label)] = label
         self._buf[base + _OFF_LABEL_LEN] = len(label)
         reals = self._reals
-        first = self._first
-        reals[first + _WORD_BEAT] = now
-        reals[first + _WORD_REQUEST] = now
+        reals[self._beat] = now
+        reals[self._start] = now
 
     def request_finished(self, requests_served: int) -> None:
-        first = self._first
-        self._reals[first + _WORD_REQUEST] = 0.0
-        self._counts[first + _WORD_REQUESTS] = requests_served
+        self._reals[self._start] = 0.0
+        self._counts[self._requests] = requests_served
 
     def read(self) -> SlotView:
-        _, _, _, pid, state, label_len, label = _SLOT.unpack_from(self._buf, self._base)
-        reals = self._reals
-        first = self._first
+        # the numbers through their typed items (never torn), the rest unpacked at once
+        pid, state, label_len, label = _TAIL.unpack_from(self._buf, self._base + _OFF_PID)
         return SlotView(
             self.index,
-            reals[first + _WORD_BEAT],
-            reals[first + _WORD_REQUEST],
-            self._counts[first + _WORD_REQUESTS],
+            self._reals[self._beat],
+            self._reals[self._start],
+            self._counts[self._requests],
             pid,
             state,
             label[:label_len].decode("latin-1"),
