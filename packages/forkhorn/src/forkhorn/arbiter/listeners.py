@@ -406,12 +406,11 @@ def _chown_to_workers(path: str, cfg: Any, log: Any) -> None:
     group = getattr(cfg, "group", None)
     if user is None and group is None:
         return
-    from forkhorn.arbiter.process import resolve_gid, resolve_uid
+    from forkhorn.config.validators import group_id, user_id
 
     try:
-        uid = resolve_uid(user) if user is not None else -1
-        gid = resolve_gid(group) if group is not None else -1
-        os.chown(path, uid, gid)
+        uid, gid = user_id(user), group_id(group)
+        os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
     except (OSError, ValueError) as exc:
         log.warning("Could not change the owner of %s: %s", path, exc)
 

@@ -8,36 +8,19 @@ because after ``setuid`` the process may no longer change its groups.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 from typing import Any
 
-
-def resolve_uid(user: str | int) -> int:
-    text = str(user)
-    if text.isdigit():
-        return int(text)
-    try:
-        return pwd.getpwnam(text).pw_uid
-    except KeyError:
-        raise ValueError(f"no such user: {text!r}") from None
+from forkhorn.config.validators import group_id, user_id
 
 
-def resolve_gid(group: str | int) -> int:
-    text = str(group)
-    if text.isdigit():
-        return int(text)
-    try:
-        return grp.getgrnam(text).gr_gid
-    except KeyError:
-        raise ValueError(f"no such group: {text!r}") from None
-
-
-def drop_privileges(user: str | None, group: str | None, initgroups: bool) -> None:
-    """In a worker, after the sockets were bound by the (privileged) master."""
-    uid = resolve_uid(user) if user is not None else None
-    gid = resolve_gid(group) if group is not None else None
+def drop_privileges(user: int | str | None, group: int | str | None, initgroups: bool) -> None:
+    """In a worker, after the sockets were bound by the (privileged) master. ``user`` and
+    ``group`` are the settings' values (ids already; a name is resolved as the setting
+    does)."""
+    uid = user_id(user)
+    gid = group_id(group)
     if gid is None and uid is not None:
         gid = pwd.getpwuid(uid).pw_gid
     if gid is not None and gid != os.getgid():
