@@ -197,6 +197,42 @@ def test_drain_backlog_serves_every_queued_connection():
     listen.close()
 
 
+class _FailingFirstWorker(_RecordingWorker):
+    def serve_drained(self, listener: Listener, client: socket.socket, addr: Any) -> None:
+        if not self.served:
+            self.served.append(b"failed")
+            raise OSError("the first queued connection breaks")
+        super().serve_drained(listener, client, addr)
+
+
+def _ended(client: socket.socket) -> bool:
+    try:
+        return client.recv(10) == b""
+    except ConnectionResetError:
+        return True  # closed with its request unread
+
+
+def test_drain_backlog_goes_on_after_a_connection_fails():
+    listen = socket.socket()
+    listen.bind(("127.0.0.1", 0))
+    listen.listen(8)
+    listener = Listener(listen, owned=True)
+    clients = []
+    for i in range(3):
+        client = socket.create_connection(listen.getsockname(), timeout=2)
+        client.sendall(b"req%d" % i)
+        clients.append(client)
+    worker = make_worker(_FailingFirstWorker, sockets=[listener])
+    assert isinstance(worker, _FailingFirstWorker)
+    worker.drain_backlog()
+    assert worker.served[0] == b"failed" and len(worker.served) == 3
+    # the connection that failed was closed by the worker too: every client sees the end
+    assert all(_ended(client) for client in clients)
+    for client in clients:
+        client.close()
+    listen.close()
+
+
 def _exit_status_of(worker: Worker) -> int:
     pid = os.fork()
     if pid == 0:

@@ -50,7 +50,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,11 @@ if TYPE_CHECKING:
 
 WORKER_BOOT_ERROR = 3
 APP_LOAD_ERROR = 4
+
+#: ``accept()`` errors about one connection, not the listener: go on accepting
+ACCEPT_RETRY_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
+#: ``accept()`` out of descriptors or memory: back off (the kernel keeps the queue)
+ACCEPT_BACKOFF_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 #: ``reuse_port`` retirement: how long handshakes already half-way may complete into a
 #: worker's own socket before it is closed (a loopback or LAN round trip, with margin)
@@ -299,30 +304,12 @@ class Worker:
         """Accept and serve every connection already queued on the listeners, then return.
 
         Only called when the master closed the listeners to new connections (slot DRAIN),
-        so the queues only shrink and this ends.
+        so the queues only shrink and this ends. Each connection is served as soon as it is
+        accepted: the queue is left to the sibling workers draining the same listeners.
         """
         for listener in self.sockets:
-            sock = listener.sock
-            try:
-                sock.setblocking(False)
-            except OSError:
-                continue
-            while True:
-                try:
-                    client, addr = sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:
-                    if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
-                        continue
-                    break
-                client.setblocking(True)
-                self.notify()
-                try:
-                    self.serve_drained(listener, client, addr)
-                except Exception:
-                    self.log.exception("Error serving a queued connection during shutdown")
-                    client.close()
+            for client, addr in _accept_queued(listener.sock):
+                self._serve_queued(listener, client, addr)
 
     def _open_own_sockets(self) -> None:
         """``reuse_port``: a listening socket of this worker's own next to each shared TCP
@@ -366,12 +353,16 @@ class Worker:
         for listener in own:
             listener.close(unlink=False)
         for listener, client, addr in accepted:
-            self.notify()
-            try:
-                self.serve_drained(listener, client, addr)
-            except Exception:
-                self.log.exception("Error serving a queued connection during shutdown")
-                client.close()
+            self._serve_queued(listener, client, addr)
+
+    def _serve_queued(self, listener: Listener, client: socket.socket, addr: Any) -> None:
+        """Serve one connection accepted while stopping; an error ends that one only."""
+        self.notify()
+        try:
+            self.serve_drained(listener, client, addr)
+        except Exception:
+            self.log.exception("Error serving a queued connection during shutdown")
+            client.close()
 
     def serve_drained(self, listener: Listener, client: socket.socket, addr: Any) -> None:
         """Serve one connection accepted by ``drain_backlog``; workers may override it."""
@@ -472,21 +463,21 @@ class Worker:
         drop_privileges(user, group, bool(getattr(self.cfg, "initgroups", False)))
 
 
-def _accept_queued(sock: socket.socket) -> list[tuple[socket.socket, Any]]:
-    """Every connection queued on ``sock`` now (non-blocking accepts until EAGAIN)."""
-    found: list[tuple[socket.socket, Any]] = []
+def _accept_queued(sock: socket.socket) -> Iterator[tuple[socket.socket, Any]]:
+    """Every connection queued on ``sock``, accepted one at a time as the caller asks for
+    the next (non-blocking accepts until EAGAIN)."""
     try:
         sock.setblocking(False)
     except OSError:
-        return found
+        return
     while True:
         try:
             client, addr = sock.accept()
         except (BlockingIOError, InterruptedError):
-            return found
+            return
         except OSError as exc:
-            if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+            if exc.errno in ACCEPT_RETRY_ERRNOS:
                 continue
-            return found
+            return
         client.setblocking(True)
-        found.append((client, addr))
+        yield client, addr

@@ -39,7 +39,6 @@ can only hit the thread while it still owns the connection it was aimed at.
 
 from __future__ import annotations
 
-import errno
 import gc
 import os
 import queue
@@ -51,11 +50,9 @@ import time
 from typing import Any
 
 from forkhorn.tls import TLSAcceptor
-from forkhorn.workers.base import Worker
+from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
 from forkhorn.wsgi.handler import Connection, ConnectionHandler, DeadlineExceeded
 
-_RETRY_ACCEPT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
-_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_BURST = 64
 #: ready connections a pool thread takes per wait, and how long it may spend on them
 #: before handing the rest back to the other threads
@@ -281,9 +278,9 @@ class ThreadWorker(Worker):
                 except BlockingIOError:
                     return
                 except OSError as exc:
-                    if exc.errno in _RETRY_ACCEPT:
+                    if exc.errno in ACCEPT_RETRY_ERRNOS:
                         continue
-                    if exc.errno in _OUT_OF_FDS:
+                    if exc.errno in ACCEPT_BACKOFF_ERRNOS:
                         self.log.error("accept() failed: %s; pausing accepts", exc)
                         return
                     raise

@@ -10,16 +10,17 @@ Theory of operation:
   keep-alive client would otherwise hold the whole process.
 - Deadlines without a syscall per request: one periodic ``setitimer(ITIMER_REAL)`` armed
   once per worker (every ``min(1 s, deadline / 4)``) is the watchdog. A connection costs
-  one clock read and two stores (``_accepted``, ``_conn``). Each tick keeps the heartbeat
-  fresh (a long request is not mistaken for a hung process) and compares the clock with
-  the connection's deadline: ``header_timeout`` after the accept while the head is not
-  in (TLS handshake included), ``timeout`` after the accept once it is. A tick closer to
-  the deadline than one period re-arms the timer to fire exactly at it. Past it,
+  one clock read and two stores (``_accepted``, ``_conn``) besides the accept loop's own
+  beat (which keeps an idle worker alive should the app take SIGALRM over). Each tick keeps
+  the heartbeat fresh (a long request is not mistaken for a hung process) and compares the
+  clock with the connection's deadline: ``header_timeout`` after the accept while the head
+  is not in (TLS handshake included), ``timeout`` after the accept once it is. A tick
+  closer to the deadline than one period re-arms the timer to fire exactly at it. Past it,
   ``DeadlineExceeded`` is raised inside whatever runs (read, app, write): before the head,
   the connection is closed (408 if some of the head had come); in a request, the handler
-  answers 504 if nothing was sent yet and logs method and path. An app blocked in C code that does not
-  return to Python on a signal cannot be interrupted: the heartbeat then goes stale and the
-  master aborts the process, as in Gunicorn.
+  answers 504 if nothing was sent yet and logs method and path. An app blocked in C code
+  that does not return to Python on a signal cannot be interrupted: the heartbeat then goes
+  stale and the master aborts the process, as in Gunicorn.
 - Graceful stop (TERM): the signal handler only clears ``alive``; the current request
   finishes, then the loop ends.
 """
@@ -37,11 +38,8 @@ from types import FrameType
 from typing import Any
 
 from forkhorn.tls import TLSAcceptor
-from forkhorn.workers.base import Worker
+from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
 from forkhorn.wsgi.handler import Connection, ConnectionHandler, DeadlineExceeded
-
-_RETRY_ACCEPT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
-_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class SyncWorker(Worker):
@@ -86,9 +84,9 @@ class SyncWorker(Worker):
                 except BlockingIOError:
                     continue
                 except OSError as exc:
-                    if exc.errno in _RETRY_ACCEPT:
+                    if exc.errno in ACCEPT_RETRY_ERRNOS:
                         continue
-                    if exc.errno in _OUT_OF_FDS:
+                    if exc.errno in ACCEPT_BACKOFF_ERRNOS:
                         self.log.error("accept() failed: %s; retrying", exc)
                         time.sleep(0.5)
                         continue
