@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 
+from forkhorn.config import Config
+from forkhorn.logging import Logger
+from forkhorn.workers.heartbeat import HeartbeatBoard
+from forkhorn.workers.sync import SyncWorker
 from worker_servers import Server, start_server
 
 __all__ = ["start_server"]
@@ -48,6 +53,30 @@ def test_slow_requests_within_timeout_keep_the_heartbeat(
     assert server.get("/sleep?0.8")[0] == 200
     assert server.get("/")[1].split()[0] == pid_before
     server.terminate()
+    assert "WORKER TIMEOUT" not in server.log()
+
+
+def test_the_watchdog_tick_beats_while_a_request_runs() -> None:
+    """The end-to-end test above passes without it most of the time (a request shorter
+    than ``timeout`` rarely outlives the beat before its accept): here nothing but the
+    tick can move the beat while the main thread is busy."""
+    cfg = Config()
+    cfg.set("timeout", 1)  # a tick every 0.25 s
+    board = HeartbeatBoard(capacity=1)
+    worker = SyncWorker(1, os.getpid(), [], None, 0.5, cfg, Logger(cfg))
+    worker.slot = board.allocate()
+    pid = os.fork()
+    if pid == 0:  # SIGALRM and its handler stay out of the test process
+        try:
+            worker._arm_watchdog()
+            before = worker.slot.last_beat()
+            time.sleep(0.6)  # a request in the app: only the tick runs meanwhile
+            os._exit(0 if worker.slot.last_beat() >= before + 0.2 else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    board.close()
 
 
 def test_graceful_stop_finishes_the_request_in_flight(
