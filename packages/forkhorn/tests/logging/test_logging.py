@@ -129,6 +129,7 @@ def test_access_log_is_buffered_and_reopen_loses_nothing(tmp_path):
     log = make_logger_(tmp_path, accesslog=str(access), access_log_format="%(s)s")
     assert log.access_enabled
     log.access(ENVIRON, "200 OK", [], 1, 0.1)
+    assert access.read_text() == ""  # buffered: nothing written per request
     access.rename(tmp_path / "access.log.1")
     log.reopen_files()
     log.access(ENVIRON, "404 Not Found", [], 1, 0.1)
@@ -330,7 +331,17 @@ def test_logger_class_resolution(tmp_path):
     assert type(make_logger(cfg)) is CustomLogger
 
 
-@pytest.mark.parametrize("name", ["no_such_module.Logger", f"{__name__}.Missing", "justaname"])
-def test_bad_logger_class_names_the_setting(name):
-    with pytest.raises(LoggerClassError, match="logger_class"):
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [
+        ("no_such_module.Logger", ModuleNotFoundError),
+        (f"{__name__}.Missing", AttributeError),
+        ("justaname", None),
+        ("os.path:exists", None),  # importable, but not a class
+    ],
+)
+def test_bad_logger_class_names_the_setting(name, cause):
+    with pytest.raises(LoggerClassError, match="logger_class") as info:
         load_logger_class(name)
+    if cause is not None:  # chained to what went wrong, for the traceback
+        assert isinstance(info.value.__cause__, cause)

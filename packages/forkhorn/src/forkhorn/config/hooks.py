@@ -13,7 +13,6 @@ are one plugin named after the file, so a reload can unregister and replace them
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
@@ -22,6 +21,7 @@ from typing import Any
 import pluggy
 
 from forkhorn.config.config import ConfigError
+from forkhorn.config.imports import ObjectImportError, ObjectPathError, import_object
 from forkhorn.plugins import hookspec
 
 PREFIX = "forkhorn_"
@@ -83,15 +83,14 @@ def register_hooks(
 
 def _resolve(name: str, value: Any, source: str) -> Callable[..., Any]:
     if isinstance(value, str):
-        module_name, _, attr = value.rpartition(".")
-        if not module_name:
+        try:
+            value = import_object(value)
+        except ObjectPathError:
             raise ConfigError(
                 f"invalid value for {name} (from {source}): expected a function or a "
                 f"'module.function' path, got {value!r}"
-            )
-        try:
-            value = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
+            ) from None
+        except ObjectImportError as exc:
             raise ConfigError(
                 f"invalid value for {name} (from {source}): cannot load {value!r}: {exc}"
             ) from None

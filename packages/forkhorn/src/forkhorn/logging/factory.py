@@ -13,9 +13,9 @@ and chained to the import error, never a bare ``AttributeError``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from forkhorn.config.imports import ObjectImportError, ObjectPathError, import_object
 from forkhorn.logging.logger import Logger
 
 BUILT_IN_NAMES = frozenset(
@@ -39,20 +39,14 @@ def load_logger_class(value: Any) -> type[Logger]:
     name = str(value).strip()
     if not name or name in BUILT_IN_NAMES:
         return Logger
-    module_name, sep, attr = name.partition(":")
-    if not sep:
-        module_name, _, attr = name.rpartition(".")
-    if not module_name or not attr:
-        raise LoggerClassError(f"logger_class {name!r}: expected pkg.module.Class")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise LoggerClassError(
-            f"logger_class {name!r}: cannot import {module_name}: {exc}"
-        ) from exc
-    cls = getattr(module, attr, None)
+        cls = import_object(name)
+    except ObjectPathError:
+        raise LoggerClassError(f"logger_class {name!r}: expected pkg.module.Class") from None
+    except ObjectImportError as exc:
+        raise LoggerClassError(f"logger_class {name!r}: {exc}") from exc.__cause__
     if not isinstance(cls, type):
-        raise LoggerClassError(f"logger_class {name!r}: {module_name} has no class {attr!r}")
+        raise LoggerClassError(f"logger_class {name!r}: {name} is not a class")
     return cls
 
 

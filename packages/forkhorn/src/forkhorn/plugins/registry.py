@@ -13,13 +13,13 @@ the user sees, chained (``raise ... from``) to the root cause.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from forkhorn import __version__
+from forkhorn.config.imports import ObjectImportError, ObjectPathError, import_object
 
 #: the distributions that ship the optional workers, for the "pip install" hint
 OPTIONAL_WORKERS = {"gevent": "forkhorn[gevent]", "eventlet": "forkhorn[eventlet]"}
@@ -165,27 +165,15 @@ class WorkerRegistry:
 
 def import_class(target: str, *, origin: WorkerEntry | None) -> type:
     """Import ``module:Class`` or ``module.Class``; errors name the distribution if known."""
-    if ":" in target:
-        module_name, _, attr = target.partition(":")
-    else:
-        module_name, _, attr = target.rpartition(".")
     where = f"worker {origin.name!r} from {origin.origin}" if origin else "worker class"
-    if not module_name or not attr:
-        raise UnknownWorkerError(f"{where}: {target!r} is not a 'module:Class' or dotted path")
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise WorkerImportError(
-            f"{where}: import of {module_name!r} failed ({type(exc).__name__}: {exc})"
-        ) from exc
-    obj: Any = module
-    try:
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except AttributeError as exc:
-        raise WorkerImportError(
-            f"{where}: module {module_name!r} has no attribute {attr!r}"
-        ) from exc
+        obj = import_object(target)
+    except ObjectPathError:
+        raise UnknownWorkerError(
+            f"{where}: {target!r} is not a 'module:Class' or dotted path"
+        ) from None
+    except ObjectImportError as exc:
+        raise WorkerImportError(f"{where}: {exc}") from exc.__cause__
     if not isinstance(obj, type):
         raise WorkerImportError(f"{where}: {target!r} is not a class")
     return obj
