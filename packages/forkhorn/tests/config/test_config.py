@@ -34,6 +34,10 @@ from forkhorn.config import Config, ConfigError
         ("loglevel", "DEBUG", "debug"),
         ("worker_class", "gevent", "gevent"),
         ("cert_reqs", "2", 2),
+        ("metrics_bind", " 127.0.0.1:9100 ", "127.0.0.1:9100"),
+        ("metrics_bind", "[::1]:9100", "[::1]:9100"),
+        ("metrics_bind", "unix:/run/metrics.sock", "unix:/run/metrics.sock"),
+        ("metrics_bind", "", None),
     ],
 )
 def test_values_are_made_canonical(name: str, raw: object, expected: object) -> None:
@@ -62,6 +66,9 @@ def test_values_are_made_canonical(name: str, raw: object, expected: object) -> 
         ("proxy_protocol", "v3", "off, v1, v2, auto"),
         ("cert_reqs", "3", "<= 2"),
         ("reload_extra_files", ["/no/such/file"], "does not exist"),
+        ("metrics_bind", "fd://3", "HOST:PORT or unix:PATH"),
+        ("metrics_bind", "localhost", "with a port number"),
+        ("metrics_bind", "::1:9100", "[IPV6]:PORT"),
     ],
 )
 def test_bad_values_name_the_setting_and_what_is_accepted(

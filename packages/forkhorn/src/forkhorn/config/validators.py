@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -174,18 +173,6 @@ def any_dict(value: Any) -> dict[str, Any]:
     raise ValueError(f"expected a dict, got {value!r}")
 
 
-def command_line(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return shlex.split(value)
-    return string_list(value)
-
-
-def callable_or_none(value: Any) -> Any:
-    if value is None or callable(value):
-        return value
-    raise ValueError(f"expected a callable, got {value!r}")
-
-
 def class_or_string(value: Any) -> Any:
     """A class, or a string naming one (resolved later, when the class is needed)."""
     if isinstance(value, type):
@@ -338,6 +325,19 @@ def statsd_address(value: Any) -> str | None:
         return f"{text}:8125"
     if not host or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"expected HOST:PORT or unix:PATH, got {value!r}")
+    return text
+
+
+def metrics_address(value: Any) -> str | None:
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``; empty or None: the endpoint is off."""
+    text = string(value)
+    if not text:
+        return None
+    if text.startswith("fd://"):
+        raise ValueError(f"expected HOST:PORT or unix:PATH, got {value!r}")
+    check_bind_address(text)
+    if not text.startswith("unix:") and not text.rpartition(":")[2].isdigit():
+        raise ValueError(f"expected HOST:PORT with a port number, got {value!r}")
     return text
 
 

@@ -10,20 +10,6 @@ from __future__ import annotations
 from forkhorn.config import validators as v
 from forkhorn.config.setting import DEBUG, LOGGING, PROCESS, Setting
 
-
-def metrics_address(value: object) -> str | None:
-    """``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``; empty or None: the endpoint is off."""
-    text = v.string(value)
-    if not text:
-        return None
-    if text.startswith("fd://"):
-        raise ValueError(f"expected HOST:PORT or unix:PATH, got {value!r}")
-    v.check_bind_address(text)
-    if not text.startswith("unix:") and not text.rpartition(":")[2].isdigit():
-        raise ValueError(f"expected HOST:PORT with a port number, got {value!r}")
-    return text
-
-
 # The rows are kept compact on purpose: one setting reads as one block.
 # fmt: off
 ROWS: list[Setting] = [
@@ -141,7 +127,7 @@ forkhorn's own setting.""",
         short="The request header taken as the request id when it is a sane token.",
     ),
     Setting(
-        "metrics_bind", LOGGING, None, metrics_address,
+        "metrics_bind", LOGGING, None, v.metrics_address,
         """Serve Prometheus metrics (text format 0.0.4) at ``http://ADDRESS/metrics`` from the
 master, aggregated over all workers: requests by method and status, a latency histogram,
 requests in flight, workers, restarts, timeouts, memory per worker and listener backlogs.
