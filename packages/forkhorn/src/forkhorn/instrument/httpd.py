@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from forkhorn.instrument.prometheus import CONTENT_TYPE
+
 MAX_HEAD = 8192
 MAX_CONNECTIONS = 16
 CLIENT_TIMEOUT = 10.0
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PATHS = ("/metrics", "/")
 
 
