@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from forkhorn.instrument.board import BUCKETS, N_BUCKETS, MetricsBoard
+from forkhorn.instrument import board as board_module
+from forkhorn.instrument.board import BUCKETS, N_BUCKETS, LockedWorkerMetrics, MetricsBoard
 
 
 def test_a_forked_child_counts_into_the_masters_board():
@@ -57,3 +58,20 @@ def test_out_of_capacity_slots_have_no_region():
     assert board.region(1) is None
     board.fold(5)
     assert board.totals([7]).requests() == []
+
+
+def test_free_threaded_regions_count_under_their_lock(monkeypatch):
+    monkeypatch.setattr(board_module, "_gil_enabled", lambda: False)
+    board = MetricsBoard(capacity=1)
+    region = board.region(0)
+    assert isinstance(region, LockedWorkerMetrics)
+    region.begin()
+    region.sink()({"REQUEST_METHOD": "GET"}, "200 OK", [], 0, 0.004)
+    region.record("PUT", "201 Created", 0.02)
+    region.end()
+    region.begin()
+    totals = board.totals([0])
+    assert sorted(totals.requests()) == [("GET", "200", 1), ("PUT", "201", 1)]
+    assert totals.in_flight == 1
+    assert abs(totals.duration_sum - 0.024) < 1e-9
+    assert not region._lock.locked()

@@ -85,7 +85,7 @@ class WorkerMetrics:
     """One worker's region: ``begin()``/``end()`` around a request, ``record()`` after it."""
 
     __slots__ = (
-        "_base", "_doubles", "_methods", "_statuses", "finished_at", "index", "started_at", "words",
+        "_base", "_doubles", "_statuses", "finished_at", "index", "started_at", "words",
     )  # fmt: skip
 
     def __init__(
@@ -103,7 +103,6 @@ class WorkerMetrics:
         #: for callers on the hot path that would rather not pay a method call
         self.started_at = self._base + STARTED
         self.finished_at = self._base + FINISHED
-        self._methods = {name: i for i, name in enumerate(METHODS)}
         self._statuses = statuses if statuses is not None else _status_index()
 
     def begin(self) -> None:
@@ -113,16 +112,13 @@ class WorkerMetrics:
         self.words[self._base + FINISHED] += 1
 
     def record(self, method: str, status: str, seconds: float) -> None:
-        base = self._base
-        words = self.words
-        words[base + REQUESTS + self._methods.get(method, N_METHODS - 1) * N_STATUSES
-              + self._statuses.get(status[:3], N_STATUSES - 1)] += 1  # fmt: skip
-        words[base + HIST + bisect_left(BUCKETS, seconds)] += 1
-        self._doubles[base + DURATION_SUM] += seconds
+        """One finished request (off the hot path: the handler runs ``sink()``'s function)."""
+        self.sink()({"REQUEST_METHOD": method}, status, (), 0, seconds)
 
     def sink(self) -> Callable[..., None]:
-        """``record`` as an access sink ``(environ, status, headers, sent, took)``, with every
-        lookup bound in advance (one frame per request)."""
+        """The access sink ``(environ, status, headers, sent, took)``: the request counted by
+        method and status and its duration, with every lookup bound in advance (one frame
+        per request)."""
         words, doubles = self.words, self._doubles
         cells = self._base + REQUESTS
         other_row = (N_METHODS - 1) * N_STATUSES
@@ -158,10 +154,6 @@ class LockedWorkerMetrics(WorkerMetrics):
     def end(self) -> None:
         with self._lock:
             super().end()
-
-    def record(self, method: str, status: str, seconds: float) -> None:
-        with self._lock:
-            super().record(method, status, seconds)
 
     def sink(self) -> Callable[..., None]:
         record = super().sink()
