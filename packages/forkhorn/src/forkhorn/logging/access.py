@@ -139,7 +139,8 @@ def _environ_value(environ: Environ, key: str) -> str:
     return _as_text(value)
 
 
-def _request_header_key(name: str) -> str:
+def request_header_key(name: str) -> str:
+    """The environ key a request header lands on (PEP 3333: ``CONTENT_TYPE``, ``HTTP_X_Y``)."""
     lowered = name.lower()
     if lowered == "content-type":
         return "CONTENT_TYPE"
@@ -227,7 +228,7 @@ class AccessFormatter:
         if atom.startswith("{") and len(atom) > 3 and atom[-2] == "}":
             name, kind = atom[1:-2], atom[-1]
             if kind == "i":
-                return f'get({self._constant(_request_header_key(name))}) or "-"'
+                return f'get({self._constant(request_header_key(name))}) or "-"'
             if kind == "o":
                 return f"_response_header(headers, {self._constant(name.lower())})"
             if kind == "e":

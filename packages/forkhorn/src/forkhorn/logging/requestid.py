@@ -30,18 +30,18 @@ import re
 from typing import Any
 
 from forkhorn.http.peers import PeerMatcher
+from forkhorn.logging.access import request_header_key
 
 ENVIRON_KEY = "forkhorn.request_id"
 MAX_LENGTH = 128
-_TOKEN = re.compile(r"[A-Za-z0-9._~:/@+=!#$%&*^|-]{1,128}")
+_TOKEN = re.compile(rf"[A-Za-z0-9._~:/@+=!#$%&*^|-]{{1,{MAX_LENGTH}}}")
 
 
 def environ_key_for(header: str) -> str | None:
-    """The environ key a request header lands on (``X-Request-ID`` -> ``HTTP_X_REQUEST_ID``)."""
+    """The environ key of the request-id header (``X-Request-ID`` -> ``HTTP_X_REQUEST_ID``);
+    None when the setting is empty."""
     header = header.strip()
-    if not header:
-        return None
-    return "HTTP_" + header.upper().replace("-", "_")
+    return request_header_key(header) if header else None
 
 
 class RequestIds:
