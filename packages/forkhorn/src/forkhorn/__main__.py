@@ -79,6 +79,11 @@ class _Invocation:
         self.switches = PluginSwitches.from_sources(
             self.environ, [*self.env_args.plugins, *self.argv.plugins]
         )
+        #: the config file, found once and made absolute: a SIGHUP reload re-reads the same
+        #: file even after ``chdir`` moved the working directory
+        self.location = _absolute_location(
+            locate_config(self.argv.values.get("config") or self.env_args.values.get("config"))
+        )
 
     def _describe_workers(self, namespace: argparse.Namespace) -> str:
         plugins = list(getattr(namespace, "plugins", None) or [])
@@ -96,19 +101,6 @@ class _Invocation:
     def app_uri(self) -> str | None:
         return self.argv.app_uri or self.env_args.app_uri
 
-    def config_location(self) -> str | None:
-        """The config file, found once and made absolute: a SIGHUP reload re-reads the same
-        file even after ``chdir`` moved the working directory."""
-        if not hasattr(self, "_location"):
-            explicit = self.argv.values.get("config") or self.env_args.values.get("config")
-            location = locate_config(explicit)
-            path = config_file_path(location) if location else None
-            if location is not None and path is not None:
-                prefix = "file:" if location.startswith("file:") else ""
-                location = prefix + os.path.abspath(path)
-            self._location = location
-        return self._location
-
     def overrides(self) -> list[tuple[str, dict[str, Any]]]:
         return [(CMD_ARGS_SOURCE, self.env_args.values), (COMMAND_LINE, self.argv.values)]
 
@@ -125,6 +117,15 @@ class _Invocation:
             for name, value in values.items():
                 cfg.set(name, value, source=source)
         return cfg
+
+
+def _absolute_location(location: str | None) -> str | None:
+    """A file location made absolute (``file:`` kept); ``python:MODULE`` as it is."""
+    path = config_file_path(location) if location else None
+    if location is None or path is None:
+        return location
+    prefix = "file:" if location.startswith("file:") else ""
+    return prefix + os.path.abspath(path)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -153,7 +154,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     # 1. pre-parse: stdlib + the settings table
     invocation = _Invocation(argv, environ)
-    location = invocation.config_location()
+    location = invocation.location
     early = invocation.early_config(location)
     # 2. plugins and the worker class
     pm = build_from_switches(invocation.switches)
@@ -176,7 +177,7 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             patch_master(worker_class, cfg.preload_app, registry)
 
     def reload_config() -> tuple[Config, str | None]:
-        return _load(invocation, pm, invocation.config_location())
+        return _load(invocation, pm, location)
 
     app = WSGIApplication(
         cfg, pm, app_uri, worker_class=worker_class, registry=registry, reloader=reload_config
