@@ -154,8 +154,7 @@ class Logger:
             self._start_statsd(cfg)
         self._forward = forward
         self._build_sinks()
-        if getattr(cfg, "capture_output", False) and getattr(cfg, "errorlog", "-") != "-":
-            self._capture_output()
+        self._capture_output()
 
     def _add_syslog(self, cfg: Any, as_json: bool, error_formatter: logging.Formatter,
                     with_access: bool) -> None:  # fmt: skip
@@ -214,7 +213,11 @@ class Logger:
         return self._writer is not None or self.statsd is not None
 
     def _capture_output(self) -> None:
-        """Send the app's prints (fd 1 and 2) to the error log file."""
+        """With ``capture_output`` and an error log file, send the app's prints (fd 1 and 2)
+        to that file (again after a reopen: the file may be a new one)."""
+        cfg = self.cfg
+        if not getattr(cfg, "capture_output", False) or getattr(cfg, "errorlog", "-") == "-":
+            return
         fileno = self.error_fileno()
         if fileno is None:
             return
@@ -237,8 +240,7 @@ class Logger:
                     handler.release()
         if self._writer is not None:
             self._writer.reopen()
-        if getattr(self.cfg, "capture_output", False) and getattr(self.cfg, "errorlog", "-") != "-":
-            self._capture_output()
+        self._capture_output()
 
     def close_on_exec(self) -> None:
         """Log files must not leak into a re-exec'd master (it opens its own)."""
