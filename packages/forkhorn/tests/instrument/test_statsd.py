@@ -48,6 +48,10 @@ def test_a_full_batch_leaves_at_once_within_the_packet_size(listener):
     first = listener.recv(65536)
     assert len(first) <= MAX_UDP_PACKET
     assert first.startswith(b"forkhorn.requests:1|c\nforkhorn.request.duration:0.500|ms\n")
+    entry = b"forkhorn.requests:1|c\nforkhorn.request.duration:0.500|ms\n"
+    entry += b"forkhorn.request.status.200:1|c\n"
+    # as many whole requests as fit: the datagram left only when the next would not
+    assert first + b"\n" == entry * (MAX_UDP_PACKET // len(entry))
     client.close()
 
 
