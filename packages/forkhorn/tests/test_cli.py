@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,9 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,21 +30,44 @@ CLEAN_ENV = (
 )
 
 
-def forkhorn(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+def child_environ(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment without the variables forkhorn reads, plugins off, ``cwd``
+    importable."""
     environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     environ["FORKHORN_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     environ["PYTHONPATH"] = os.pathsep.join([str(cwd), environ.get("PYTHONPATH", "")])
     environ.update(env or {})
+    return environ
+
+
+def forkhorn(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "forkhorn", *args],
         cwd=cwd,
-        env=environ,
+        env=child_environ(cwd, env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def running_forkhorn(*args: str, cwd: Path, **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """A server started with ``args``, stopped (TERM, then KILL) when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forkhorn", *args], cwd=cwd, env=child_environ(cwd), **popen
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def assert_one_line_error(
@@ -356,17 +382,17 @@ def test_registered_name_from_plugin_is_patched_early(project: Path) -> None:
 def test_serves_a_request_through_the_cli(project: Path) -> None:
     """``python -m forkhorn APP`` reaches ``Arbiter(app).run()``: a real round-trip."""
     sock = project / "s.sock"
-    environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
-    environ.update(FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(project))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forkhorn", "-b", "127.0.0.1:0", "-b", f"unix:{sock}", "webapp:app"],
+    with running_forkhorn(
+        "-b",
+        "127.0.0.1:0",
+        "-b",
+        f"unix:{sock}",
+        "webapp:app",
         cwd=project,
-        env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    try:
+    ) as proc:
         assert proc.stdout is not None
         port = None
         deadline = time.monotonic() + 20
@@ -383,13 +409,6 @@ def test_serves_a_request_through_the_cli(project: Path) -> None:
             except OSError:
                 time.sleep(0.1)
         assert body == b"ok"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def children_of(pid: int) -> list[int]:
@@ -413,24 +432,10 @@ def wait_until(predicate: object, timeout: float) -> bool:
 def test_hup_rereads_the_config_file(project: Path) -> None:
     conf = project / "forkhorn.conf.py"
     conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 1\n")
-    environ = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
-    environ.update(FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(project))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forkhorn", "webapp:app"],
-        cwd=project,
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with running_forkhorn(
+        "webapp:app", cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
         assert wait_until(lambda: len(children_of(proc.pid)) == 1, 20)
         conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 3\n")
         proc.send_signal(signal.SIGHUP)
         assert wait_until(lambda: len(children_of(proc.pid)) == 3, 20)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
