@@ -136,6 +136,8 @@ def test_timeout_names_the_request_dumps_stacks_and_is_counted(serve):
     assert re.search(rf"WORKER TIMEOUT \(pid:{stuck}\) serving GET /hang for \d+\.\d s", log)
     assert "instrument_apps.py" in log.split("WORKER TIMEOUT")[-1]  # the stuck frame
     server.wait_workers(1)
+    # the aborted worker may still be unreaped (one worker: itself); its exit counts on reap
+    wait_for(lambda: stuck not in server.workers(), 10, "the stuck worker to be reaped")
     assert value(scrape(metrics_port), "forkhorn_worker_restarts") == 1
 
 
