@@ -17,7 +17,8 @@ from typing import Any
 
 from conftest import server_env
 
-#: wraps the patch function to record what the process had imported when it ran, then
+#: wraps ``patching.patch_master`` to record, for each call, what the process had imported
+#: before it and whose ``socket.socket`` it left (eventlet's: the master is greened), then
 #: runs the real bootstrap (``forkhorn.__main__.main``) with the given arguments
 LAUNCHER = """
 import json, os, sys
@@ -26,10 +27,13 @@ import forkhorn_eventlet.patching as patching
 RECORD = os.environ["FORKHORN_TEST_RECORD"]
 original = patching.patch_master
 
-def recording(*args, **kwargs):
+def recording():
+    modules = sorted(sys.modules)
+    original()
+    import socket
     with open(RECORD, "a") as out:
-        out.write(json.dumps({"pid": os.getpid(), "modules": sorted(sys.modules)}) + chr(10))
-    return original(*args, **kwargs)
+        out.write(json.dumps({"pid": os.getpid(), "modules": modules,
+                              "socket": socket.socket.__module__}) + chr(10))
 
 patching.patch_master = recording
 from forkhorn.__main__ import main
@@ -67,6 +71,7 @@ def test_the_master_is_greened_before_logging_ssl_and_the_app(
 ) -> None:
     server, record = _launch(tmp_path, start_server, "-w", "2")
     assert record["pid"] == server.proc.pid
+    assert record["socket"].startswith("eventlet."), record["socket"]
     for module in ("logging", "ssl", "eventlet", "forkhorn.testing.apps"):
         assert module not in record["modules"], module
     assert server.get_json("/modules")["eventlet"] is True
@@ -76,6 +81,7 @@ def test_the_master_is_greened_before_logging_ssl_and_the_app(
 def test_preloading_greens_the_master_before_the_app(tmp_path: Path, start_server: Any) -> None:
     server, record = _launch(tmp_path, start_server, "--preload")
     assert record["pid"] == server.proc.pid
+    assert record["socket"].startswith("eventlet."), record["socket"]
     assert "forkhorn.testing.apps" not in record["modules"]
     assert "logging" not in record["modules"]
     assert server.get_json("/modules")["eventlet"] is True

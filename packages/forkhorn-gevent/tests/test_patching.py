@@ -14,29 +14,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import WORKER, server_env
+from conftest import server_env
 
-#: wraps the patch function to record what the master had imported when it ran, then
-#: runs the real bootstrap (``forkhorn.__main__.main``) with the given arguments
+#: wraps ``patching.patch`` to record, for the call that really patches, what the process
+#: had imported before it and whose ``socket.socket`` it left (gevent's: the patch took),
+#: then runs the real bootstrap (``forkhorn.__main__.main``) with the given arguments
 LAUNCHER = """
 import json, os, sys
-import forkhorn_{worker}.patching as patching
+import forkhorn_gevent.patching as patching
 
 RECORD = os.environ["FORKHORN_TEST_RECORD"]
-original = patching.{patch_function}
+original = patching.patch
 
-def recording(*args, **kwargs):
-    if not patching.is_patched():  # the call that really patches
-        with open(RECORD, "a") as out:
-            out.write(json.dumps({{"pid": os.getpid(), "modules": sorted(sys.modules)}}) + chr(10))
-    return original(*args, **kwargs)
+def recording():
+    if patching.is_patched():
+        return original()  # a worker of a patched master: nothing left to patch
+    modules = sorted(sys.modules)
+    original()
+    import socket
+    with open(RECORD, "a") as out:
+        out.write(json.dumps({"pid": os.getpid(), "modules": modules,
+                              "socket": socket.socket.__module__}) + chr(10))
 
-patching.{patch_function} = recording
+patching.patch = recording
 from forkhorn.__main__ import main
 main()
 """
-
-PATCH_FUNCTION = "patch"
 
 
 def run_python(
@@ -83,7 +86,7 @@ def test_patch_master_with_preload_patches_once_without_warnings() -> None:
 def _launch(tmp_path: Path, start_server: Any, *args: str) -> tuple[Any, dict[str, Any]]:
     record = tmp_path / "record.json"
     launcher = tmp_path / "launcher.py"
-    launcher.write_text(LAUNCHER.format(worker=WORKER, patch_function=PATCH_FUNCTION))
+    launcher.write_text(LAUNCHER)
     env = {"FORKHORN_TEST_RECORD": str(record), "PYTHONWARNINGS": "error"}
     server = start_server(*args, env=env, launcher=launcher)
     patches = [json.loads(line) for line in record.read_text().splitlines()]
@@ -96,6 +99,7 @@ def test_preload_patches_the_master_before_ssl_and_logging(
 ) -> None:
     server, record = _launch(tmp_path, start_server, "--preload")
     assert record["pid"] == server.proc.pid  # patched in the master
+    assert record["socket"].startswith("gevent."), record["socket"]
     assert "ssl" not in record["modules"]
     assert "logging" not in record["modules"]
     assert "forkhorn.testing.apps" not in record["modules"]
@@ -109,6 +113,7 @@ def test_default_mode_patches_in_the_worker_without_warnings(
 ) -> None:
     server, record = _launch(tmp_path, start_server)
     assert record["pid"] != server.proc.pid  # patched after fork, in a worker
+    assert record["socket"].startswith("gevent."), record["socket"]
     assert "forkhorn.testing.apps" not in record["modules"]  # ... before the app was imported
     assert server.get_json("/modules")["gevent"] is True
     assert "Warning" not in server.log
