@@ -4,10 +4,11 @@ interpreter, so nothing imported by other tests can hide an import)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from forkhorn.testing.servers import server_env
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -31,11 +32,9 @@ print(json.dumps({
 
 
 def run_probe() -> dict[str, object]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     out = subprocess.run(
         [sys.executable, "-c", PROBE],
-        env=env,
+        env=server_env(str(SRC)),
         capture_output=True,
         text=True,
         timeout=60,
