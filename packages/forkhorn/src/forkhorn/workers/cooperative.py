@@ -10,7 +10,7 @@ Theory of operation (both libraries, one code path):
   No green thread is spawned per request.
 - The main green thread is the heartbeat: every ``min(timeout / 4, 1 s)`` it calls
   ``notify()``, checks the parent pid and sweeps the connections' clocks.
-- Clocks instead of timers: ``_state[green]`` is ``(since, method, path)``, written by
+- Clocks instead of timers: ``_state[green]`` is ``(since, method)``, written by
   ``request_started``/``request_finished`` (which the handler calls) with ``method`` None
   while the connection waits for its next request. No timer object is armed per request.
   The sweep throws ``RequestTimeout`` (the library's own ``Timeout``, also the handler's
@@ -50,12 +50,8 @@ from time import monotonic
 from types import FrameType
 from typing import Any
 
-from forkhorn.workers.base import Worker
+from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
 
-# accept() errors that concern one connection, not the listener: try the next one.
-_TRANSIENT_ACCEPT_ERRNOS = frozenset({errno.ECONNABORTED, errno.EAGAIN, errno.EPROTO, errno.EINTR})
-# Out of descriptors or memory: back off instead of spinning (the kernel keeps the queue).
-_RESOURCE_ACCEPT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _CLIENT_GONE_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT, errno.EBADF}
 )
@@ -70,9 +66,9 @@ class CooperativeWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: connection green thread -> (since, method, path); idle: method None, path None
-        #: before the first request, "" after one (a reused keep-alive connection)
-        self._state: dict[Any, tuple[float, str | None, str | None]] = {}
+        #: connection green thread -> (since, method); method None: waiting for a request
+        #: (the first one, or the next one on a keep-alive connection: ``Connection.requests``)
+        self._state: dict[Any, tuple[float, str | None]] = {}
         #: connection green thread -> its handler ``Connection`` (socket, buffer, parser)
         self.connections: dict[Any, Any] = {}
         #: green thread -> the RequestTimeout thrown into it (told apart from the app's own)
@@ -218,7 +214,7 @@ class CooperativeWorker(Worker):
         """Throw RequestTimeout into overdue requests, close connections idle too long."""
         request_limit = self.cfg.timeout
         idle_limit = self.cfg.keepalive if self.cfg.keepalive > 0 else request_limit
-        for green, (since, method, _path) in list(self._state.items()):
+        for green, (since, method) in list(self._state.items()):
             if green in self._expired or green in self._taken_over:
                 continue
             if method is None:
@@ -232,6 +228,11 @@ class CooperativeWorker(Worker):
         """A head is arriving under the handler's own ``header_timeout``: not idle."""
         conn = self.connections.get(green)
         return bool(getattr(conn, "head_deadline", 0.0))
+
+    def _served_one(self, green: Any) -> bool:
+        """The connection has had a request (waiting now means idle keep-alive)."""
+        conn = self.connections.get(green)
+        return conn is not None and conn.requests > 0
 
     def _throw(self, green: Any, exc: BaseException, since: float | None = None) -> None:
         """Throw ``exc`` into ``green`` from the hub, soon. With ``since``: only if the
@@ -263,11 +264,11 @@ class CooperativeWorker(Worker):
         deadline = monotonic() + self.cfg.graceful_timeout
         while (self._state or self._starting) and monotonic() < deadline:
             self.notify()
-            for green, (since, method, path) in list(self._state.items()):
-                # idle between two requests (path ""): close it, its client retries; a
-                # new connection (path None) was accepted for a request that is coming:
-                # serve it (the sweep ends one whose request never comes)
-                if method is None and path is not None and green not in self._expired:
+            for green, (since, method) in list(self._state.items()):
+                # idle between two requests: close it, its client retries; a new connection
+                # (no request yet) was accepted for a request that is coming: serve it (the
+                # sweep ends one whose request never comes)
+                if method is None and green not in self._expired and self._served_one(green):
                     self._throw(green, self._greenlet_exit(), since)
             self._sweep(monotonic())
             self._nap(0.05)
@@ -288,12 +289,12 @@ class CooperativeWorker(Worker):
         while self.alive:
             take_slot()
             try:
-                client, addr = accept()
+                client, addr = accept()  # waits out EAGAIN itself, cooperatively
             except OSError as exc:
                 give_slot()
-                if exc.errno in _TRANSIENT_ACCEPT_ERRNOS:
+                if exc.errno in ACCEPT_RETRY_ERRNOS:
                     continue
-                if exc.errno in _RESOURCE_ACCEPT_ERRNOS:
+                if exc.errno in ACCEPT_BACKOFF_ERRNOS:
                     self.log.error("accept() on %s failed: %s; retrying", listener, exc)
                     self._sleep(0.5)
                     continue
@@ -307,7 +308,7 @@ class CooperativeWorker(Worker):
     def _serve_connection(self, client: Any, addr: Any, server_addr: Any) -> None:
         green = self._current()
         self._starting -= 1
-        self._state[green] = (monotonic(), None, None)
+        self._state[green] = (monotonic(), None)
         try:
             if self._tls is not None:
                 client = self._tls_handshake(green, client, addr)
@@ -342,23 +343,23 @@ class CooperativeWorker(Worker):
 
     def _tls_handshake(self, green: Any, client: Any, addr: Any) -> Any:
         # Clocked as a request: a client stalling the handshake meets the timeout.
-        self._state[green] = (monotonic(), "TLS", "handshake")
+        self._state[green] = (monotonic(), "TLS handshake")
         tls_sock = self._tls.accept(client, addr)  # a failure is logged, plain HTTP answered
         if tls_sock is None:
             raise _HandshakeFailed
-        self._state[green] = (monotonic(), None, None)
+        self._state[green] = (monotonic(), None)
         return tls_sock
 
     # -- called by the connection handler, once per request ------------------------------
 
     def request_started(self, method: str, path: str) -> None:
-        self._state[self._current()] = (monotonic(), method, path)
+        self._state[self._current()] = (monotonic(), method)
         # the base records it in the heartbeat slot (diagnosis names the latest request)
         # and in the metrics board (the in-flight gauge)
         super().request_started(method, path)
 
     def request_finished(self) -> None:
-        self._state[self._current()] = (monotonic(), None, "")  # "": served one already
+        self._state[self._current()] = (monotonic(), None)
         super().request_finished()
 
     def connection_taken_over(self) -> None:
