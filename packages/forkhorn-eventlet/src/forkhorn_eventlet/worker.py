@@ -154,8 +154,7 @@ def _websocket_capable(app: Callable[..., Any], worker: EventletWorker) -> Calla
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if "HTTP_UPGRADE" not in environ or environ["HTTP_UPGRADE"].lower() != "websocket":
             return app(environ, start_response)
-        if "gunicorn.socket" not in environ:
-            environ["gunicorn.socket"] = worker.connections[getcurrent()].sock
+        environ["gunicorn.socket"] = worker.connections[getcurrent()].sock
         environ["eventlet.set_idle"] = worker.connection_taken_over
         local.already_handled = False
         result = app(environ, start_response)
