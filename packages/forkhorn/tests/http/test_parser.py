@@ -128,6 +128,11 @@ def test_methods_and_leniencies() -> None:
     )
     lenient = {"permit_unconventional_http_method": True, "casefold_http_method": True}
     assert parse(b"get / HTTP/1.1\r\n" + H + b"\r\n", **lenient).method == "GET"
+    # the 3-20 length convention goes with the rest of it
+    assert parse(b"G / HTTP/1.1\r\n" + H + b"\r\n", **lenient).method == "G"
+    long_method = "A" * 40
+    request = parse(f"{long_method} / HTTP/1.1\r\n".encode() + H + b"\r\n", **lenient)
+    assert request.method == long_method
     request = parse(b"GET / HTTP/1.7\r\n" + H + b"\r\n", permit_unconventional_http_version=True)
     assert request.version == (1, 1)
     assert refuse(b"GET / HTTP/2.0\r\n" + H + b"\r\n", permit_unconventional_http_version=True)
@@ -288,9 +293,12 @@ HOST_CASES = [
 ]
 
 
+@pytest.mark.parametrize("careful", [False, True], ids=["fast", "careful"])
 @pytest.mark.parametrize(("fields", "value", "error"), HOST_CASES)
-def test_host(fields: bytes, value: str | None, error: str | None) -> None:
-    raw = b"GET / HTTP/1.1\r\n" + fields + b"\r\n"
+def test_host(fields: bytes, value: str | None, error: str | None, careful: bool) -> None:
+    # a repeated name sends the head down the careful path, which checks Host on its own
+    extra = b"X-A: 1\r\nX-A: 2\r\n" if careful else b""
+    raw = b"GET / HTTP/1.1\r\n" + fields + extra + b"\r\n"
     if error:
         assert type(refuse(raw)).__name__ == error
     else:

@@ -247,11 +247,8 @@ class ChunkedDecoder(BodyDecoder):
             name = raw_name.upper()
             if name in FORBIDDEN_TRAILERS:
                 raise InvalidHeaderName(f"{name} is not allowed in a trailer")
-            if "_" in name:
-                if self.limits.header_map == "drop":
-                    continue
-                if self.limits.header_map != "dangerous":
-                    raise InvalidHeaderName(f"trailer name with '_' refused: {name[:40]!r}")
+            if "_" in name and not fl.keep_underscore_name(name, self.limits, "trailer"):
+                continue
             trailers.append((name, value))
         self.trailers = trailers
         return end + 4

@@ -100,6 +100,16 @@ def check_continuation(line: str, limits: ParserLimits, first: bool) -> str:
     return value
 
 
+def keep_underscore_name(name: str, limits: ParserLimits, section: str = "header") -> bool:
+    """``header_map`` for a field name holding ``_`` (WSGI would alias it with the ``-``
+    name): False to drop the field, True to keep it; raises when it is refused."""
+    if limits.header_map == "drop":
+        return False
+    if limits.header_map != "dangerous":
+        raise InvalidHeaderName(f"{section} name with '_' refused: {name[:40]!r}")
+    return True
+
+
 def parse_field_lines(text: str, start: int, end: int, limits: ParserLimits) -> Fields:
     """The careful path: every CRLF-terminated line of ``text[start:end]`` in order.
 

@@ -47,7 +47,6 @@ from forkhorn.http import fields as fl
 from forkhorn.http.errors import (
     HTTPError,
     InvalidHeader,
-    InvalidHeaderName,
     InvalidHost,
     InvalidHTTPVersion,
     InvalidRequestLine,
@@ -80,16 +79,10 @@ _INF = 1 << 62
 _VALID_HOSTS_MAX = 256
 #: codings we know (and pass through undecoded); anything else in Transfer-Encoding is 501
 _KNOWN_CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate", "compress", "x-compress"})
-#: headers the framing loop looks at; every other name goes straight to the list
-_WATCHED_ORDER = (
-    "CONTENT-LENGTH",
-    "TRANSFER-ENCODING",
-    "HOST",
-    "CONNECTION",
-    "EXPECT",
-    "CONTENT-TYPE",
+#: names the careful path collects for the checks across field lines (``_apply_watched``)
+_WATCHED = frozenset(
+    ("CONTENT-LENGTH", "TRANSFER-ENCODING", "HOST", "CONNECTION", "EXPECT", "CONTENT-TYPE")
 )
-_WATCHED = frozenset(_WATCHED_ORDER)
 
 RequestLine = tuple[str, str, Target, tuple[int, int]]
 
@@ -121,7 +114,11 @@ class ParserLimits:
     #: upper-cased names a trusted peer may send with ``_`` (``forwarder_headers``)
     forwarder_headers: frozenset[str] = frozenset()
     max_chunk_extensions: int = MAX_CHUNK_EXTENSIONS
+    #: the method rule ``permit_unconventional_http_method`` selects: the chars a method
+    #: may hold (as a prefix match) and its shortest and longest length
     method_prefix_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    min_method: int = field(init=False, repr=False, compare=False)
+    max_method: int = field(init=False, repr=False, compare=False)
     #: Host values found valid (bounded; shared by the parsers of a worker: clients send
     #: the same few hosts, and a sync worker makes a parser per connection)
     valid_hosts: dict[str, bool] = field(
@@ -129,8 +126,13 @@ class ParserLimits:
     )
 
     def __post_init__(self) -> None:
-        chars = fl.TCHAR if self.permit_unconventional_http_method else _CONVENTIONAL_METHOD_CHARS
+        if self.permit_unconventional_http_method:
+            chars, shortest, longest = fl.TCHAR, 1, _INF
+        else:
+            chars, shortest, longest = _CONVENTIONAL_METHOD_CHARS, 3, 20
         object.__setattr__(self, "method_prefix_re", re.compile(f"[{chars}]*"))
+        object.__setattr__(self, "min_method", shortest)
+        object.__setattr__(self, "max_method", longest)
 
     @property
     def max_trailer_section(self) -> int:
@@ -170,19 +172,18 @@ class RequestParser:
     _scanned = 0  # offset of the first field line not validated yet
     _fields = 0  # field lines validated so far
     _size = 0  # size of the current field so far (obs-fold continuation)
-    #: the last Host value found valid on this connection (clients repeat it)
-    _valid_host: str | None = None
 
     def __init__(self, limits: ParserLimits, *, trusted: bool | Callable[[], bool] = False) -> None:
         self.limits = limits
         self.trusted = trusted
 
     def reset(self) -> None:
-        self._searched = 0  # bytes of buf already searched for the end of the head
-        self._line: RequestLine | None = None  # request line, once complete and valid
-        self._scanned = 0  # offset of the first field line not validated yet
-        self._fields = 0  # field lines validated so far
-        self._size = 0  # size of the current field so far (obs-fold continuation)
+        """Forget the scan state of an incomplete head (the class-level defaults above)."""
+        self._searched = 0
+        self._line = None
+        self._scanned = 0
+        self._fields = 0
+        self._size = 0
 
     def parse_head(self, buf: bytes | bytearray) -> tuple[Request, int] | None:
         start = self._skip_empty_lines(buf) if buf.startswith(b"\r\n") else 0
@@ -282,9 +283,10 @@ class RequestParser:
                 error = InvalidRequestLine("bare LF in the request line")
             else:
                 error = InvalidRequestMethod(f"invalid method {data[: method_end + 1][:24]!r}")
-        if not limits.permit_unconventional_http_method and method_end > 20 and bad_at > 20:
-            bad_at = 20
-            error = InvalidRequestMethod("method longer than 20 characters")
+        longest = limits.max_method
+        if method_end > longest and bad_at > longest:
+            bad_at = longest
+            error = InvalidRequestMethod(f"method longer than {longest} characters")
         if too_long_at <= bad_at and too_long_at < _INF:
             raise LimitRequestLine(f"request line over {limits.max_line} bytes")
         if error is not None:
@@ -303,7 +305,7 @@ class RequestParser:
         if len(parts) != 3:
             raise InvalidRequestLine(f"malformed request line {line[:60]!r}")
         method, target, version_text = parts
-        if not method or (not self.limits.permit_unconventional_http_method and len(method) < 3):
+        if len(method) < self.limits.min_method:
             raise InvalidRequestMethod(f"invalid method {method[:24]!r}")
         match = _VERSION_RE.fullmatch(version_text)
         if match is None:
@@ -340,9 +342,7 @@ class RequestParser:
         get = index.get
         host_value = get("HOST")
         if host_value is not None and host_value not in self.limits.valid_hosts:
-            check_host(host_value)
-            if len(self.limits.valid_hosts) < _VALID_HOSTS_MAX:
-                self.limits.valid_hosts[host_value] = True
+            _check_host(host_value, self.limits)
         length = get("CONTENT-LENGTH")
         if length is not None:
             if not _CONTENT_LENGTH_RE.fullmatch(length):
@@ -366,36 +366,17 @@ class RequestParser:
 
     def _build_careful(self, request_line: RequestLine, headers: list[tuple[str, str]]) -> Request:
         method, uri, (scheme, host, port, path, query, fragment), version = request_line
-        limits = self.limits
         if "_" in "".join(name for name, _ in headers):
             headers = self._map_underscores(headers)
         watched: dict[str, list[str]] = {}
-        index = dict(headers)
-        repeated = len(index) != len(headers)
-        if not repeated:
-            for name in _WATCHED_ORDER:
-                value = index.get(name)
-                if value is not None:
-                    watched[name] = [value]
-        else:
-            for name, value in headers:
-                if name in _WATCHED:
-                    watched.setdefault(name, []).append(value)
+        for name, value in headers:
+            if name in _WATCHED:
+                watched.setdefault(name, []).append(value)
         request = Request(
             method, uri, path, query, version, headers,
             fragment=fragment, scheme=scheme, host=host, port=port,
         )  # fmt: skip
-        if watched:
-            hosts = watched.get("HOST")
-            if hosts is not None and hosts[0] != self._valid_host:
-                self._valid_host = None
-            _apply_watched(request, watched, limits, repeated, self._valid_host is not None)
-            if hosts is not None:
-                self._valid_host = hosts[0]
-        elif version == (1, 0):
-            request.keep_alive = False
-        elif not limits.permit_missing_host:
-            raise InvalidHost("HTTP/1.1 request without a Host header")
+        _apply_watched(request, watched, self.limits)
         return request
 
     def _map_underscores(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -406,11 +387,12 @@ class RequestParser:
             trusted = self.trusted = bool(trusted())
         kept = []
         for name, value in headers:
-            if "_" in name and not (trusted and name in limits.forwarder_headers):
-                if limits.header_map == "drop":
-                    continue
-                if limits.header_map != "dangerous":
-                    raise InvalidHeaderName(f"header name with '_' refused: {name[:40]!r}")
+            if (
+                "_" in name
+                and not (trusted and name in limits.forwarder_headers)
+                and not fl.keep_underscore_name(name, limits)
+            ):
+                continue
             kept.append((name, value))
         return kept
 
@@ -427,22 +409,22 @@ def _connection_tokens(values: list[str]) -> set[str]:
     return tokens
 
 
-def _apply_watched(
-    request: Request,
-    watched: dict[str, list[str]],
-    limits: ParserLimits,
-    repeated: bool,
-    host_known_valid: bool,
-) -> None:
+def _check_host(value: str, limits: ParserLimits) -> None:
+    """``check_host``, remembering valid values in ``limits.valid_hosts`` (bounded)."""
+    check_host(value)
+    if len(limits.valid_hosts) < _VALID_HOSTS_MAX:
+        limits.valid_hosts[value] = True
+
+
+def _apply_watched(request: Request, watched: dict[str, list[str]], limits: ParserLimits) -> None:
     """Host, framing and connection headers: the checks that look across field lines."""
     version = request.version
-    if repeated:
-        for name in ("HOST", "CONTENT-LENGTH", "CONTENT-TYPE"):
-            if len(watched.get(name, ())) > 1:
-                raise InvalidHeader(f"duplicate {name} header")
+    for name in ("HOST", "CONTENT-LENGTH", "CONTENT-TYPE"):
+        if len(watched.get(name, ())) > 1:
+            raise InvalidHeader(f"duplicate {name} header")
     hosts = watched.get("HOST")
-    if hosts and not host_known_valid:
-        check_host(hosts[0])
+    if hosts and hosts[0] not in limits.valid_hosts:
+        _check_host(hosts[0], limits)
     lengths = watched.get("CONTENT-LENGTH")
     codings = watched.get("TRANSFER-ENCODING")
     if codings is not None:
