@@ -34,6 +34,8 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from forkhorn.http.peers import describe_peer
+
 if TYPE_CHECKING:
     import ssl
 
@@ -133,10 +135,10 @@ class TLSAcceptor:
             reason = getattr(exc, "reason", None)
             if reason in PLAIN_HTTP_REASONS:
                 self.log.info("Plain HTTP request from %s on a TLS listener: answered 400",
-                              _peer_text(peer))  # fmt: skip
+                              describe_peer(peer))  # fmt: skip
                 answer_plain_http(tls_sock)
             else:
-                self.log.debug("TLS handshake with %s failed: %s", _peer_text(peer), exc)
+                self.log.debug("TLS handshake with %s failed: %s", describe_peer(peer), exc)
             return False
         return True
 
@@ -204,12 +206,6 @@ def der_to_pem(der: bytes) -> str:
     text = base64.b64encode(der).decode("ascii")
     lines = [text[i : i + 64] for i in range(0, len(text), 64)]
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
-
-
-def _peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer or "unix socket peer")
 
 
 def _close(sock: Any) -> None:

@@ -1,11 +1,11 @@
-"""Trusted-peer matching: IPs, CIDRs, ``*``, unix sockets."""
+"""Trusted-peer matching: IPs, CIDRs, ``*``, unix sockets; peers named in log lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from forkhorn.http.peers import PeerMatcher
+from forkhorn.http.peers import PeerMatcher, describe_peer
 
 CASES = [
     (["127.0.0.1"], ("127.0.0.1", 5000), True),
@@ -51,3 +51,17 @@ def test_cache_is_bounded() -> None:
     for i in range(3000):
         assert matcher.allows((f"10.0.{i // 256}.{i % 256}", 1))
     assert len(matcher._cache) <= 1024
+
+
+@pytest.mark.parametrize(
+    ("peer", "text"),
+    [
+        (("127.0.0.1", 5000), "127.0.0.1:5000"),
+        (("::1", 80, 0, 0), "::1:80"),
+        ("/run/app.sock", "/run/app.sock"),
+        ("", "unix socket peer"),
+        (None, "unix socket peer"),
+    ],
+)
+def test_describe_peer_for_log_lines(peer: Any, text: str) -> None:
+    assert describe_peer(peer) == text

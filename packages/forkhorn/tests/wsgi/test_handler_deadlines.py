@@ -63,7 +63,8 @@ def test_a_head_completed_in_time_is_served(serve: Callable[..., Served]) -> Non
 
 
 def test_parked_head_returns_to_the_worker_with_its_deadline() -> None:
-    worker = FakeWorker(hello, make_config(header_timeout=5), RecordingLog())
+    log = RecordingLog()
+    worker = FakeWorker(hello, make_config(header_timeout=5), log)
     handler = ConnectionHandler(worker, park_partial_heads=True)
     server, client = socket.socketpair()
     try:
@@ -81,7 +82,15 @@ def test_parked_head_returns_to_the_worker_with_its_deadline() -> None:
         client.sendall(b"GET / HTTP/1.1\r\n")
         assert handler.serve_one(conn) is True
         handler.time_out_head(conn)
-        assert client.recv(4096).startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        answer = client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert b"\r\nServer: forkhorn\r\n" in answer and b"\r\nDate: " in answer
+        assert b"Connection: close\r\n" in answer
+        assert conn.buf == b""  # the partial head is dropped with the connection
+        assert log.records[-1] == (
+            "info",
+            "Invalid request from 127.0.0.1:1: request head not complete in 5s",
+        )
     finally:
         server.close()
         client.close()

@@ -9,6 +9,8 @@ Invariants: entries are validated at construction (a hostname raises ``ValueErro
 would silently never match); IPv4-mapped IPv6 peers (``::ffff:10.0.0.1``) match IPv4
 entries; exact addresses are a set lookup on the peer's text, CIDRs are checked once per
 distinct peer and the verdict is cached (a bounded dict, cleared when full).
+
+``describe_peer(peer)`` names such a peer in log lines.
 """
 
 from __future__ import annotations
@@ -79,3 +81,10 @@ class PeerMatcher:
                 if candidate.version == network.version and candidate in network:
                     return True
         return False
+
+
+def describe_peer(peer: Any) -> str:
+    """A peer as ``accept()`` gave it, for log lines: ``host:port``, or the unix address."""
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "unix socket peer")

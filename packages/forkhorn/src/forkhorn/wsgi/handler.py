@@ -53,8 +53,8 @@ from forkhorn.http.errors import (
     status_reason,
 )
 from forkhorn.http.parser import ParserLimits, RequestParser
-from forkhorn.http.peers import PeerMatcher
-from forkhorn.http.proxy import parse_proxy_header
+from forkhorn.http.peers import PeerMatcher, describe_peer
+from forkhorn.http.proxy import V1_PREFIX, V2_SIGNATURE, parse_proxy_header
 from forkhorn.http.request import Request
 from forkhorn.plugins.manager import hook_or_none
 from forkhorn.wsgi.environ import EnvironBuilder
@@ -67,8 +67,6 @@ DRAIN_LIMIT = 65536
 #: how long a gentle close waits for the peer to finish sending before the socket closes
 LINGER_SECONDS = 0.2
 _DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
-_PROXY_V1 = b"PROXY "
-_PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def linger(sock: socket.socket, seconds: float, limit: int) -> None:
@@ -138,13 +136,6 @@ class Connection:
         if trusted is None:
             trusted = self._trusted = bool(peers.allows(self.client))
         return trusted
-
-
-def _peer(conn: Connection) -> str:
-    client = conn.client
-    if isinstance(client, tuple):
-        return f"{client[0]}:{client[1]}"
-    return str(client or "unix socket peer")
 
 
 class ConnectionHandler:
@@ -236,7 +227,9 @@ class ConnectionHandler:
             self._refuse(conn, exc)
             return False
         except OSError as exc:
-            self.log.debug("%s: connection error while reading a request: %s", _peer(conn), exc)
+            self.log.debug(
+                "%s: connection error while reading a request: %s", describe_peer(conn.client), exc
+            )
             return False
         except _HeadPending:
             return True  # the worker waits for more bytes, up to conn.head_deadline
@@ -327,13 +320,13 @@ class ConnectionHandler:
             return sock.recv(RECV_SIZE)  # header_timeout = 0: no deadline
         left = deadline - time.monotonic()
         if left <= 0:
-            raise RequestTimeout(f"request head not complete in {self.header_timeout:g}s")
+            raise self._head_timeout()
         saved = sock.gettimeout()
         sock.settimeout(left if saved is None else min(left, saved))
         try:
             return sock.recv(RECV_SIZE)
         except TimeoutError:
-            raise RequestTimeout(f"request head not complete in {self.header_timeout:g}s") from None
+            raise self._head_timeout() from None
         finally:
             sock.settimeout(saved)
 
@@ -350,10 +343,10 @@ class ConnectionHandler:
                     conn.proxy = info if info.client_host is not None else None
                     conn.buf = buf[used:]
                     return
-            elif buf.startswith(_PROXY_V1) or buf.startswith(_PROXY_V2):
-                raise ForbiddenProxyRequest(f"PROXY header from {_peer(conn)}")
-            elif len(buf) >= len(_PROXY_V2) or not (
-                _PROXY_V1.startswith(buf[:6]) or _PROXY_V2.startswith(buf)
+            elif buf.startswith(V1_PREFIX) or buf.startswith(V2_SIGNATURE):
+                raise ForbiddenProxyRequest(f"PROXY header from {describe_peer(conn.client)}")
+            elif len(buf) >= len(V2_SIGNATURE) or not (
+                V1_PREFIX.startswith(buf[: len(V1_PREFIX)]) or V2_SIGNATURE.startswith(buf)
             ):
                 conn.buf = buf
                 return  # an ordinary request from a peer that may not send PROXY
@@ -363,13 +356,13 @@ class ConnectionHandler:
                 raise NoMoreData("peer closed the connection in a PROXY header")
             buf += data
 
-    def _refuse(self, conn: Connection, exc: HTTPError, req: Request | None = None) -> None:
+    def _refuse(self, conn: Connection, exc: HTTPError) -> None:
         """Answer a request the HTTP layer refused, then let the connection close."""
         status = exc.status
         if status is None:
-            self.log.debug("%s: %s", _peer(conn), exc.detail)
+            self.log.debug("%s: %s", describe_peer(conn.client), exc.detail)
             return
-        self.log.info("Invalid request from %s: %s", _peer(conn), exc.detail)
+        self.log.info("Invalid request from %s: %s", describe_peer(conn.client), exc.detail)
         conn.linger = True
         self._send_error(conn, exc)
 
@@ -377,10 +370,9 @@ class ConnectionHandler:
         """For a worker's sweep: a parked head passed ``header_timeout``. Answer 408 and
         drop what was received, without ever blocking (the sweep serves every connection);
         the caller closes the connection."""
-        self.log.info("Invalid request from %s: request head not complete in %gs",
-                      _peer(conn), self.header_timeout)  # fmt: skip
-        ctx = self.ctx
-        data = error_response(408, headers=ctx.server_header + ctx.date_header())
+        error = self._head_timeout()
+        self.log.info("Invalid request from %s: %s", describe_peer(conn.client), error.detail)
+        data = self._error_bytes(error)
         sock = conn.sock
         conn.linger = False
         conn.buf = b""
@@ -396,11 +388,18 @@ class ConnectionHandler:
         except OSError:
             pass
 
-    def _send_error(self, conn: Connection, error: HTTPError | int) -> None:
-        """Send the short error response for ``error`` (see ``http.errors.error_response``)
-        with our Server and Date headers; a client that is gone or not reading is ignored."""
+    def _head_timeout(self) -> RequestTimeout:
+        return RequestTimeout(f"request head not complete in {self.header_timeout:g}s")
+
+    def _error_bytes(self, error: HTTPError | int) -> bytes | None:
+        """The short error response for ``error`` (see ``http.errors.error_response``)
+        with our Server and Date headers."""
         ctx = self.ctx
-        data = error_response(error, headers=ctx.server_header + ctx.date_header())
+        return error_response(error, headers=ctx.server_header + ctx.date_header())
+
+    def _send_error(self, conn: Connection, error: HTTPError | int) -> None:
+        """Send ``_error_bytes(error)``; a client that is gone or not reading is ignored."""
+        data = self._error_bytes(error)
         if data is None:
             return
         try:
@@ -427,7 +426,7 @@ class ConnectionHandler:
             if self._request_id is not None:
                 self._request_id(environ)
         except HTTPError as exc:
-            self._refuse(conn, exc, req)
+            self._refuse(conn, exc)
             return False
         worker = self.worker
         resp = Response(self.ctx, conn.sock, req, self.keepalive and req.keep_alive
@@ -459,8 +458,8 @@ class ConnectionHandler:
                     if close is not None:
                         close()
         except ClientDisconnected as exc:
-            self.log.debug("%s: client went away during %s %s: %s", _peer(conn), req.method,
-                           req.path, exc)  # fmt: skip
+            self.log.debug("%s: client went away during %s %s: %s", describe_peer(conn.client),
+                           req.method, req.path, exc)  # fmt: skip
             if self.access_enabled:  # as Gunicorn does: the request happened, log it
                 self._access(environ, resp, started)
             return False
@@ -491,9 +490,11 @@ class ConnectionHandler:
             # the request body broke (client gone, bad chunk, too large): not the app's fault
             status = error.status
             if status is None:
-                self.log.debug("%s: %s", _peer(conn), error.detail)
+                self.log.debug("%s: %s", describe_peer(conn.client), error.detail)
                 return
-            self.log.info("Invalid request body from %s: %s", _peer(conn), error.detail)
+            self.log.info(
+                "Invalid request body from %s: %s", describe_peer(conn.client), error.detail
+            )
             answer: HTTPError | int = error
         else:
             self.log.exception("Error handling request %s %s", req.method, req.uri)
@@ -505,7 +506,7 @@ class ConnectionHandler:
 
     def _timed_out(self, conn: Connection, req: Request, resp: Response) -> None:
         self.log.error("Request timed out after %ss: %s %s from %s", self.timeout, req.method,
-                       req.uri, _peer(conn))  # fmt: skip
+                       req.uri, describe_peer(conn.client))  # fmt: skip
         if not resp.headers_sent:
             resp.status = "504 Gateway Timeout"
             resp.headers_sent = True
