@@ -37,11 +37,12 @@ from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
+from forkhorn.http.fields import TOKEN_RE
+
 if TYPE_CHECKING:
     from forkhorn.http.request import Request
 
 _STATUS_RE = re.compile(r"[1-9][0-9]{2} [\t\x20-\x7e\x80-\xff]*")
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 # header kinds: what start_response must do with a name besides copying it
@@ -163,7 +164,7 @@ class ResponseContext:
             return kind
         if type(name) is not str:
             raise InvalidResponse(f"header name must be a str, got {type(name).__name__}")
-        if not _TOKEN_RE.fullmatch(name):
+        if not TOKEN_RE.fullmatch(name):
             raise InvalidResponse(f"invalid header name {name!r}")
         kind = _KINDS.get(name.lower(), _PLAIN)
         if len(self.kinds) < _CACHE_MAX:
