@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import socket
 import threading
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +86,29 @@ def test_large_reads_join_pending_buffer_and_socket_exactly(
     finally:
         sender.join(5)
     assert conn.buf + conn.sock.recv(100) == b"NEXT"
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="BytesIO sharing")
+def test_a_large_body_is_read_into_the_bytes_returned_without_a_copy(
+    pair: tuple[Connection, socket.socket],
+) -> None:
+    """Peak memory of ``read()`` stays near one body: a buffer filled and then copied to
+    ``bytes`` would hold two (and fault pages in again per request, see ``_read_fixed``)."""
+    conn, client = pair
+    size = 4 * 1024 * 1024
+    payload = b"x" * size
+    body = fixed(conn, size)
+    sender = threading.Thread(target=client.sendall, args=(payload,))
+    tracemalloc.start()
+    try:
+        sender.start()
+        data = body.read()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        sender.join(5)
+    assert data == payload and body.complete
+    assert peak < size * 1.5, f"peak {peak} bytes for a {size}-byte body"
 
 
 def test_readline_readlines_and_iteration(pair: tuple[Connection, socket.socket]) -> None:
