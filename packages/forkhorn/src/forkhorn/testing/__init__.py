@@ -20,11 +20,15 @@ Modules:
 - :mod:`forkhorn.testing.servers`: ``Server`` (a master in its own session, always ended),
   ``free_port``, ``http_get``, ``server_env`` and the ``start_server`` fixture (it reads the
   ``worker_name`` fixture).
+- :mod:`forkhorn.testing.processes`: ``Process`` (a program in its own session, its output
+  in a log file; ``Server`` is one), ``wait_for``, and the process tree from ``/proc``
+  (``children``, ``session_members``, ``end_session``).
 - :mod:`forkhorn.testing.apps`: the WSGI apps the servers serve (``app``, ``checked``,
   ``echo_app``), importable as ``forkhorn.testing.apps:app``.
 - :mod:`forkhorn.testing.suite`: the shared tests (worker behaviour, Gunicorn's request
   corpus over a socket, reliability scenarios). The corpus and the reliability scenarios
-  live in the core package's ``tests`` directory: those tests skip outside a checkout.
+  live in the core package's ``tests`` directory: from a wheel (no tests) those tests skip,
+  saying so.
 
 Only these modules import pytest; nothing else in forkhorn imports this package.
 """

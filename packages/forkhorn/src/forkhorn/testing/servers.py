@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from forkhorn.testing.processes import Process
 
 #: the app ``start_server`` serves unless told otherwise (see :mod:`forkhorn.testing.apps`)
 DEFAULT_APP = "forkhorn.testing.apps:app"
@@ -62,63 +61,32 @@ def http_get(
         while chunk := sock.recv(65536):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
+    if not head:
+        raise ConnectionError("connection closed without a response")
     return int(head.split(b" ", 2)[1]), body
 
 
-class Server:
-    """A running ``forkhorn`` master; ``stop()`` ends it and its workers."""
+class Server(Process):
+    """A running ``forkhorn`` master on ``port``; ``stop()`` ends it and its workers."""
 
-    def __init__(self, command: list[str], log: Path, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, command: list[str], log: Path, env: dict[str, str], port: int, **popen: Any
+    ) -> None:
+        super().__init__(command, log, env, **popen)
         self.port = port
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 20.0, scheme: str = "http") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log}")
-            try:
-                if http_get(self.port, "/", timeout=2.0, scheme=scheme)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"server not ready in {timeout}s:\n{self.log}")
+        """Until ``GET /`` answers 200 (the server is stopped if it never does)."""
+
+        def ready() -> bool:
+            return http_get(self.port, "/", timeout=2.0, scheme=scheme)[0] == 200
+
+        self.wait_until(ready, "server", timeout)
 
     def get_json(self, path: str) -> Any:
         status, body = http_get(self.port, path)
         assert status == 200, body
         return json.loads(body)
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of this server's session
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
