@@ -21,18 +21,18 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from forkhorn.testing.processes import Process
+from forkhorn.testing.servers import free_port
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parents[3]
@@ -89,12 +89,6 @@ def worker_params(*names: str) -> list[Any]:
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(name, id=name, marks=marks))
     return params
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- certificates ------------------------------------------------------------------------
@@ -236,58 +230,7 @@ def proxy_v2(client: tuple[str, int] | None, proxy: tuple[str, int] | None = Non
     return signature + bytes([0x21, 0x11]) + len(block).to_bytes(2, "big") + block
 
 
-# --- processes -----------------------------------------------------------------------------
-
-
-class Process:
-    """A program in its own session, its output in a log file."""
-
-    def __init__(self, argv: list[str], log: Path, env: Mapping[str, str] | None = None) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-        """Poll ``ready`` until true; on failure the process is stopped, then we raise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise AssertionError(f"{what} exited {self.proc.returncode}:\n{self.log}")
-            try:
-                if ready():
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"{what} not ready within {timeout}s:\n{self.log}")
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of the session
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
+# --- processes (``Process``: the worker test kit's, a program in its own session) -----------
 
 
 def port_open(port: int) -> bool:
@@ -420,3 +363,9 @@ def http_client(port: int, *, tls: ssl.SSLContext | None = None, source: str | N
                                            source_address=source_address)  # fmt: skip
     return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
                                       source_address=source_address)  # fmt: skip
+
+
+def curl(url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """``curl`` (another real client) over HTTP/1.1, not verifying the certificate."""
+    argv = ["curl", "--http1.1", "-k", "-sS", "--max-time", "15", *options, url]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)

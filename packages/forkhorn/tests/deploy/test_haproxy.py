@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from typing import Any
 
 import pytest
 import requests
-from proxies import Certs, Forkhorn, HAProxy, client_context, http_client, needs, worker_params
+from proxies import (
+    Certs,
+    Forkhorn,
+    HAProxy,
+    client_context,
+    curl,
+    http_client,
+    needs,
+    worker_params,
+)
 
 pytestmark = needs("haproxy", "openssl")
 
@@ -61,11 +69,7 @@ def test_haproxy_with_proxy_v2_in_front_of_each_worker_class(
             assert reply.json()["REMOTE_ADDR"] == "127.0.0.1"
 
     if shutil.which("curl"):
-        out = subprocess.run(
-            ["curl", "--http1.1", "-k", "-sS", "--max-time", "15", "--interface", "127.0.0.4",
-             f"https://127.0.0.1:{lb.https_port}/curl"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        out = curl(f"https://127.0.0.1:{lb.https_port}/curl", "--interface", "127.0.0.4")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["REMOTE_ADDR"] == "127.0.0.4"
 

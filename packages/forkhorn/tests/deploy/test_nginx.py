@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from typing import Any
 
 import pytest
 import requests
-from proxies import Certs, Forkhorn, Nginx, client_context, http_client, needs, worker_params
+from proxies import (
+    Certs,
+    Forkhorn,
+    Nginx,
+    client_context,
+    curl,
+    http_client,
+    needs,
+    worker_params,
+)
 
 pytestmark = needs("nginx", "openssl")
 
@@ -67,11 +75,7 @@ def test_nginx_in_front_of_each_worker_class(worker: str, launch: Any, certs: Ce
         assert len(ports) < 4, "nginx should reuse its upstream connection"
 
     if shutil.which("curl"):
-        out = subprocess.run(
-            ["curl", "--http1.1", "-k", "-sS", "--max-time", "15",
-             f"https://127.0.0.1:{nginx.https_port}/curl"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        out = curl(f"https://127.0.0.1:{nginx.https_port}/curl")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["wsgi.url_scheme"] == "https"
     assert "Traceback" not in app.log

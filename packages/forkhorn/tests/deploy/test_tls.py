@@ -24,6 +24,7 @@ from proxies import (
     Certs,
     Forkhorn,
     client_context,
+    curl,
     exchange,
     get,
     needs,
@@ -151,11 +152,7 @@ def test_tls_serves_a_real_client_and_answers_plain_http_with_400(
 @pytest.mark.parametrize("worker", worker_params())
 def test_curl_over_tls(worker: str, launch: Any, certs: Certs) -> None:
     server = launch(Forkhorn, worker, *tls_args(certs), certs=certs)
-    result = subprocess.run(
-        ["curl", "--http1.1", "-k", "-sS", "--max-time", "15",
-         f"https://127.0.0.1:{server.port}/curl"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    result = curl(f"https://127.0.0.1:{server.port}/curl")
     assert result.returncode == 0, result.stderr
     assert '"wsgi.url_scheme": "https"' in result.stdout
 
