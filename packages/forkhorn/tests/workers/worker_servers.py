@@ -9,15 +9,14 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from forkhorn.testing.processes import Process
+from forkhorn.testing.servers import free_port
 
 APP = """
 import os, time
@@ -40,40 +39,21 @@ checked = validator(app)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
+    """``python -m forkhorn ... app:app`` (``APP``, written to ``tmp_path``), ready."""
+
     def __init__(self, tmp_path: Path, args: list[str], app: str = "app:app",
                  python_flags: tuple[str, ...] = ()) -> None:  # fmt: skip
         (tmp_path / "app.py").write_text(APP)
         self.port = free_port()
-        self.log_path = tmp_path / "server.log"
-        self._log = self.log_path.open("wb")
         env = dict(os.environ, PYTHONPATH=str(tmp_path), FORKHORN_DISABLE_PLUGIN_AUTOLOAD="1")
-        self.proc = subprocess.Popen(
+        self.process = Process(
             [sys.executable, *python_flags, "-m", "forkhorn", "-b", f"127.0.0.1:{self.port}",
              "--chdir", str(tmp_path), *args, app],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            tmp_path / "server.log", env,
         )  # fmt: skip
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log()}")
-            try:
-                status, _ = self.get("/")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server not ready: {self.log()}")
+        self.proc = self.process.proc
+        self.process.wait_until(lambda: self.get("/")[0] == 200, "server", timeout=15)
 
     def connection(self, timeout: float = 5) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -88,7 +68,7 @@ class Server:
             conn.close()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log
 
     def terminate(self, timeout: float = 10) -> int:
         if self.proc.poll() is None:
@@ -99,15 +79,8 @@ class Server:
             self.kill()
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
+        """KILL the whole session now (TERM first, but no wait for it)."""
+        self.process.stop(timeout=0)
 
 
 @pytest.fixture
