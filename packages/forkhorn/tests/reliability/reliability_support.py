@@ -1,7 +1,8 @@
 """Real servers for the reliability suite, what /proc says about them, and the figures.
 
-Shared with the gevent and eventlet packages' ``test_reliability.py`` (they put this
-directory on ``sys.path``), so it imports nothing from a ``conftest``.
+Shared with the worker test kit's suite (:mod:`forkhorn.testing.suite` puts this directory
+on ``sys.path`` for the gevent and eventlet packages), so it imports nothing from a
+``conftest``.
 
 - ``Servers``: starts ``python -m forkhorn`` in its own session (its whole process tree is
   found by session id); ``close()`` stops what is left and raises if a process survives.
@@ -18,79 +19,21 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
+
+from forkhorn.testing.processes import children, end_session, wait_for
+from forkhorn.testing.servers import free_port, http_get
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
 _RECORDS: list[dict[str, Any]] = []
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-
-
-# --- /proc ---------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from "state" on
-
-
-def _alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def children(pid: int) -> list[int]:
-    """Live children of ``pid`` (``/proc/PID/task/*/children``, else a scan of /proc)."""
-    found: set[int] = set()
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
-            found.update(int(child) for child in text.split())
-    except OSError:
-        for entry in os.listdir("/proc"):
-            fields = _stat(int(entry)) if entry.isdigit() else None
-            if fields and fields[1] == str(pid):
-                found.add(int(entry))
-    return sorted(child for child in found if _alive(child))
-
-
-def session_members(sid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        fields = _stat(int(entry)) if entry.isdigit() else None
-        if fields and fields[3] == str(sid) and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def _session_ended(sid: int) -> bool:
-    return not session_members(sid)
+# --- /proc (``children`` and ``wait_for``: the worker test kit's) -------------------------
 
 
 def fd_count(pid: int) -> int:
@@ -200,15 +143,7 @@ class Server:
 
 def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
     """One GET on a new connection (``Connection: close``): (status, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head:
-        raise ConnectionError("connection closed without a response")
-    return int(head.split()[1]), body
+    return http_get(port, path, timeout)
 
 
 class Servers:
@@ -268,12 +203,7 @@ class Servers:
                 except subprocess.TimeoutExpired:
                     os.killpg(server.pid, signal.SIGKILL)
                     server.proc.wait(timeout=10)
-            try:
-                wait_for(partial(_session_ended, server.pid), 10, "the session to end")
-            except AssertionError:
-                strays += session_members(server.pid)
-                for pid in session_members(server.pid):
-                    os.kill(pid, signal.SIGKILL)
+            strays += end_session(server.pid, 10)
         assert not strays, f"stray processes left behind: {strays}"
 
 
