@@ -2,7 +2,8 @@
 
 Every server is started in its own session (so a WINCH is never a terminal resize and the
 whole process tree can be found by session id); teardown kills what is left and fails the
-test if any process of that session survives.
+test if any process of that session survives. ``free_port``, ``http_get``, ``wait_for`` and
+``children`` are the worker test kit's (:mod:`forkhorn.testing`), re-exported for the tests.
 """
 
 from __future__ import annotations
@@ -16,74 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from forkhorn.testing.processes import children, end_session, wait_for
+from forkhorn.testing.servers import free_port, http_get
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from "state" on
-
-
-def children(pid: int) -> list[int]:
-    """Live (non-zombie) children of ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields and fields[1] == str(pid) and fields[0] != "Z":
-                found.append(int(entry))
-    return sorted(found)
-
-
-def session_members(sid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields and fields[3] == str(sid) and fields[0] != "Z":
-                found.append(int(entry))
-    return found
-
-
-def _session_ended(sid: int) -> Callable[[], bool]:
-    return lambda: not session_members(sid)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-
-
-def http_get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head:
-        raise ConnectionError("connection closed without a response")
-    return int(head.split()[1]), body
 
 
 class Server:
@@ -188,12 +128,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             except ProcessLookupError:
                 pass
             server.proc.wait(timeout=10)
-        try:
-            wait_for(_session_ended(server.pid), 5.0, "the session to end")
-        except AssertionError:
-            strays += session_members(server.pid)
-            for pid in session_members(server.pid):
-                os.kill(pid, signal.SIGKILL)
+        strays += end_session(server.pid, 5.0)
     assert not strays, f"stray processes left behind: {strays}"
 
 
