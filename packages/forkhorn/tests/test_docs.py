@@ -41,6 +41,7 @@ from forkhorn.cli import build_parser, parse_command_line
 from forkhorn.config.config import Config, ConfigError
 from forkhorn.config.settings import SETTINGS
 from forkhorn.plugins import hookspec
+from forkhorn.testing.servers import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO / "docs"
@@ -163,12 +164,6 @@ def check_command_line(args: list[str], where: str) -> None:
             cfg.set(name, value, source="docs")
         except ConfigError as exc:
             raise AssertionError(f"{where}: forkhorn {shlex.join(args)}: {exc}") from None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(address: Any, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
@@ -620,15 +615,16 @@ def test_first_app_and_its_factory_are_served(tmp_path: Path) -> None:
             assert stop(proc) == 0
 
 
-def test_the_gunicorn_conf_passes_check_config() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "forkhorn", "-c", "gunicorn.conf.py", "--check-config", "myapp:app"],
-        cwd=SAMPLES,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+def check_config(config: str) -> subprocess.CompletedProcess[str]:
+    """``forkhorn -c <config> --check-config myapp:app``, run in the samples directory."""
+    argv = [sys.executable, "-m", "forkhorn", "-c", config, "--check-config", "myapp:app"]
+    return subprocess.run(
+        argv, cwd=SAMPLES, env=clean_env(), capture_output=True, text=True, timeout=60
     )
+
+
+def test_the_gunicorn_conf_passes_check_config() -> None:
+    result = check_config("gunicorn.conf.py")
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr
 
@@ -681,22 +677,7 @@ def test_the_worker_written_from_scratch_serves_and_stops_on_term(tmp_path: Path
 
 
 def test_the_observability_conf_passes_check_config() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "forkhorn",
-            "-c",
-            "observability.conf.py",
-            "--check-config",
-            "myapp:app",
-        ],
-        cwd=SAMPLES,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config("observability.conf.py")
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr.lower()
     cfg = Config()
