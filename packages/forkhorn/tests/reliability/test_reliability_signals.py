@@ -4,11 +4,11 @@ a thousand reloads without a leak in the master."""
 from __future__ import annotations
 
 import signal
-import socket
 import time
 
 import pytest
 from reliability_scenarios import (
+    graceful_stop_serves_a_late_request,
     hup_under_load,
     sigkill_under_load,
     term_with_full_backlog,
@@ -96,14 +96,4 @@ def test_a_thousand_reloads_leave_the_master_unchanged(servers: Servers) -> None
 def test_gthread_graceful_stop_serves_a_connection_accepted_before_its_request(
     servers: Servers,
 ) -> None:
-    """The regression behind the gthread HUP losses: a connection the worker accepted whose
-    request had not arrived (or not been read) yet was closed by the graceful stop."""
-    server = servers.start("--threads", "2", worker="gthread", workers=1)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as late:
-        time.sleep(0.3)  # accepted and parked by the worker, no request yet
-        server.signal(signal.SIGTERM)
-        time.sleep(0.3)  # the worker is in its graceful stop
-        late.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        answer = late.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    assert server.proc.wait(timeout=30) == 0
+    graceful_stop_serves_a_late_request(servers, "gthread", "--threads", "2")

@@ -21,7 +21,8 @@ Written once against the ``worker_name`` fixture and the ``start_server`` fixtur
   Figures are reported like the core suite's (see ``docs/reliability.md``).
 
 The corpus and the reliability helpers are read from the core package's ``tests``
-directory of the checkout this module is in; outside a checkout those tests skip.
+directory of the checkout this module is in (an editable install); the wheel ships no
+tests, so from a wheel those tests skip, saying so.
 """
 
 from __future__ import annotations
@@ -48,24 +49,35 @@ import pytest
 
 from forkhorn.testing.servers import http_get, server_env
 
-#: the core package's tests (``packages/forkhorn/tests``) in a checkout
-CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"
-CORPUS = CORE_TESTS / "http" / "data" / "gunicorn-requests.json"
-RELIABILITY = CORE_TESTS / "reliability"
+_HERE = Path(__file__).resolve()
+#: the core package's tests (``packages/forkhorn/tests``) when this module is in a checkout
+#: (``packages/forkhorn/src/forkhorn/testing``); None when it was installed from a wheel
+CORE_TESTS = _HERE.parents[3] / "tests" if _HERE.parents[2].name == "src" else None
+
+
+def _core_tests(*parts: str) -> Path:
+    """``parts`` under the core package's tests; skips the test when they are not there."""
+    path = CORE_TESTS.joinpath(*parts) if CORE_TESTS is not None else None
+    if path is None or not path.exists():
+        pytest.skip(
+            f"needs the core package's tests/{'/'.join(parts)}: run from a forkhorn "
+            "checkout (pip install -e packages/forkhorn); the wheel ships no tests"
+        )
+    return path
 
 
 def _reliability() -> Any:
     """The reliability suite's scenarios and helpers (skips the test outside a checkout)."""
-    if not RELIABILITY.is_dir():
-        pytest.skip(f"no reliability suite at {RELIABILITY}")
-    if str(RELIABILITY) not in sys.path:
-        sys.path.insert(0, str(RELIABILITY))
+    reliability = str(_core_tests("reliability"))
+    if reliability not in sys.path:
+        sys.path.insert(0, reliability)
     scenarios = importlib.import_module("reliability_scenarios")
     support = importlib.import_module("reliability_support")
     return SimpleNamespace(
         hup_under_load=scenarios.hup_under_load,
         slowloris_latency=scenarios.slowloris_latency,
         term_with_full_backlog=scenarios.term_with_full_backlog,
+        graceful_stop_serves_a_late_request=scenarios.graceful_stop_serves_a_late_request,
         Servers=support.Servers,
     )
 
@@ -343,9 +355,9 @@ DELIBERATELY_REFUSED = {
 
 
 def default_cases() -> list[dict[str, Any]]:
-    if not CORPUS.exists():
-        return []
-    return [case for case in json.loads(CORPUS.read_text())["cases"] if not case.get("settings")]
+    """The corpus cases that need no settings (skips the test outside a checkout)."""
+    corpus = _core_tests("http", "data", "gunicorn-requests.json")
+    return [case for case in json.loads(corpus.read_text())["cases"] if not case.get("settings")]
 
 
 def exchange(port: int, raw: bytes) -> list[int]:
@@ -359,10 +371,9 @@ def exchange(port: int, raw: bytes) -> list[int]:
     return [int(status) for status in STATUS_LINE.findall(data)]
 
 
-@pytest.mark.skipif(not default_cases(), reason="the corpus has not been generated")
 def test_the_corpus_over_a_socket(start_server: Any) -> None:
-    server = start_server("-w", "1", "--permit-missing-host", app="forkhorn.testing.apps:echo_app")
     cases = default_cases()
+    server = start_server("-w", "1", "--permit-missing-host", app="forkhorn.testing.apps:echo_app")
     with ThreadPoolExecutor(16) as pool:
         answers = list(
             pool.map(lambda case: exchange(server.port, base64.b64decode(case["raw_b64"])), cases)
@@ -426,14 +437,4 @@ def test_a_head_trickling_longer_than_keepalive_gets_header_timeout(
 def test_graceful_stop_serves_a_connection_accepted_before_its_request(
     servers: Any, worker_name: str
 ) -> None:
-    """A connection the worker accepted whose request had not arrived yet was closed by
-    the graceful stop (requests lost on HUP under load)."""
-    server = servers.start(worker=worker_name, workers=1, autoload=True)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as late:
-        time.sleep(0.3)  # accepted by the worker, no request yet
-        server.signal(signal.SIGTERM)
-        time.sleep(0.3)  # the worker is in its graceful stop
-        late.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        answer = late.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    assert server.proc.wait(timeout=30) == 0
+    _reliability().graceful_stop_serves_a_late_request(servers, worker_name, autoload=True)
