@@ -1,7 +1,8 @@
 """The scenarios every worker class goes through, each reporting its figures.
 
-Called by the core suite for sync and gthread, and by the gevent and eventlet packages'
-``test_reliability.py`` for theirs (``autoload=True``: their worker is found through its
+Called by the core suite for sync and gthread, and by the worker kit
+(``forkhorn.testing.suite``, run by the gevent and eventlet packages' ``test_conformance.py``)
+for theirs (``autoload=True``: their worker is found through its
 entry point, as a user's ``-k gevent`` finds it).
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
             "pid": os.getpid(),
             "gevent": "gevent" in sys.modules,
             "eventlet": "eventlet" in sys.modules,
+            # patched: the socket class is the library's own (imported is not enough)
+            "socket": socket.socket.__module__,
             "multithread": environ["wsgi.multithread"],
             "multiprocess": environ["wsgi.multiprocess"],
             "url_scheme": environ["wsgi.url_scheme"],
