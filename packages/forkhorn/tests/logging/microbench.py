@@ -87,12 +87,12 @@ class _BenchWorker:
     def request_started(self, method: str, path: str) -> None:
         metrics = self.metrics
         if metrics is not None:
-            metrics.words[metrics.started_at] += 1
+            metrics.begin()
 
     def request_finished(self) -> None:
         metrics = self.metrics
         if metrics is not None:
-            metrics.words[metrics.finished_at] += 1
+            metrics.end()
 
     def count_request(self) -> None:
         self.nr += 1

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
 import pytest
 from forkhorn.arbiter.listeners import Listener
 from forkhorn.config import Config
+from forkhorn.instrument import board as board_module
+from forkhorn.instrument.board import LockedWorkerMetrics, MetricsBoard
 from forkhorn.logging import Logger
 from forkhorn.workers.base import APP_LOAD_ERROR, WORKER_BOOT_ERROR, Worker
 from forkhorn.workers.heartbeat import (
@@ -141,6 +144,28 @@ def test_the_master_never_reads_a_beat_half_written():
         except (ProcessLookupError, ChildProcessError):
             pass  # already exited and reaped
     assert reads > 1000
+
+
+def test_request_counters_take_a_free_threaded_regions_lock(monkeypatch):
+    """Without a GIL, gthread's threads share a metrics region: the worker's in-flight
+    counters must go through the region's lock, never around it."""
+    monkeypatch.setattr(board_module, "_gil_enabled", lambda: False)
+    worker = make_worker()
+    worker.metrics = MetricsBoard(capacity=1).region(0)
+    assert isinstance(worker.metrics, LockedWorkerMetrics)
+    counted = threading.Event()
+
+    def count() -> None:
+        worker.request_started("GET", "/")
+        worker.request_finished()
+        counted.set()
+
+    with worker.metrics._lock:
+        thread = threading.Thread(target=count)
+        thread.start()
+        assert not counted.wait(0.2)  # waiting for the lock the test holds
+    assert counted.wait(5)
+    thread.join(5)
 
 
 def test_count_request_asks_for_retirement_and_wakes_the_master():

@@ -85,7 +85,7 @@ class WorkerMetrics:
     """One worker's region: ``begin()``/``end()`` around a request, ``record()`` after it."""
 
     __slots__ = (
-        "_base", "_doubles", "_statuses", "finished_at", "index", "started_at", "words",
+        "_base", "_doubles", "_statuses", "index", "words",
     )  # fmt: skip
 
     def __init__(
@@ -99,10 +99,6 @@ class WorkerMetrics:
         self._doubles = doubles
         self.index = index
         self._base = index * REGION_WORDS
-        #: ``words[started_at] += 1`` / ``words[finished_at] += 1``: what ``begin``/``end`` do,
-        #: for callers on the hot path that would rather not pay a method call
-        self.started_at = self._base + STARTED
-        self.finished_at = self._base + FINISHED
         self._statuses = statuses if statuses is not None else _status_index()
 
     def begin(self) -> None:
