@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from worker_servers import Server, start_server
 
@@ -101,6 +102,41 @@ def test_worker_connections_cap(start_server: Callable[..., Server]) -> None:
         for sock in held:
             sock.close()
     server.terminate()
+
+
+def test_out_of_descriptors_pauses_accepts_instead_of_spinning(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
+    """EMFILE leaves the listener readable: the worker must pause accepting (a log line
+    per thread a tick at most), not wake its threads in a loop (over 100,000 lines in
+    2.5 s before); closing connections lets the queue in."""
+    config = tmp_path / "fds.conf.py"
+    config.write_text(
+        "import os, resource\n"
+        "def post_worker_init(worker):\n"
+        "    used = len(os.listdir('/proc/self/fd'))\n"
+        "    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 6, hard))\n"
+    )
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "2", "--keep-alive", "30",
+                          "-c", str(config))  # fmt: skip
+    held = []
+    try:
+        for _ in range(12):  # more than the worker has descriptors left
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            held.append(sock)
+        time.sleep(2.5)
+        failures = server.log().count("accept() failed")
+        assert 1 <= failures <= 12, failures  # one per thread a tick at most, not a storm
+        for sock in held:  # each close frees a descriptor for a queued connection
+            sock.settimeout(10)
+            assert b"200 OK" in sock.recv(65536)
+            sock.close()
+    finally:
+        for sock in held:
+            sock.close()
+    assert server.terminate() == 0
 
 
 def test_request_timeout_ends_the_connection(start_server: Callable[..., Server]) -> None:

@@ -215,6 +215,9 @@ class ThreadWorker(Worker):
             while self.alive:
                 self.notify()
                 self._wait(tick)
+                if not self._accepting:
+                    with self._count_lock:
+                        self._resume_accepting()
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + tick
@@ -281,7 +284,10 @@ class ThreadWorker(Worker):
                     if exc.errno in ACCEPT_RETRY_ERRNOS:
                         continue
                     if exc.errno in ACCEPT_BACKOFF_ERRNOS:
+                        # the listener stays readable: polled, it would wake the threads
+                        # again at once; the main thread resumes at its next tick
                         self.log.error("accept() failed: %s; pausing accepts", exc)
+                        self._set_accepting(False)
                         return
                     raise
                 self._open += 1
@@ -291,6 +297,13 @@ class ThreadWorker(Worker):
             conn = ThreadConnection(client, addr, server)
             self._conns[client.fileno()] = conn
             self._poller.add(conn)
+
+    def _resume_accepting(self) -> None:
+        """Poll the listeners again if there is room (caller holds ``_count_lock``): after
+        a close, and once a tick after accepts were paused for want of descriptors (still
+        short of them: one more log line, a tick later)."""
+        if not self._accepting and self.alive:
+            self._set_accepting(self._open < self.cfg.worker_connections)
 
     def _set_accepting(self, accepting: bool) -> None:
         """Start or stop polling the listeners (caller holds ``_count_lock`` or is alone)."""
@@ -475,8 +488,7 @@ class ThreadWorker(Worker):
         self._conns.pop(conn.sock.fileno(), None)  # before close: the fd number is reused
         with self._count_lock:
             self._open -= 1
-            if not self._accepting and self.alive:
-                self._set_accepting(self._open < self.cfg.worker_connections)
+            self._resume_accepting()
         self.handler.close(conn)
 
 
