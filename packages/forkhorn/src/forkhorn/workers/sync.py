@@ -127,6 +127,7 @@ class SyncWorker(Worker):
     def _serve_client(self, client: Any, addr: Any, server: Any, limit: float) -> None:
         if limit > 0:
             self._accepted = time.monotonic()
+        served = False
         try:
             if self._tls is not None:
                 tls_client = self._tls.accept(client, addr)  # None: failed, logged
@@ -135,6 +136,7 @@ class SyncWorker(Worker):
                 client = tls_client
             conn = self._conn = Connection(client, addr, server)
             self.handler.serve(conn)
+            served = True  # serve() closed the socket
         except DeadlineExceeded:
             # outside a request (TLS handshake, nothing sent): nothing to answer
             self.log.info("Closing connection from %s: no complete request within %gs",
@@ -146,10 +148,11 @@ class SyncWorker(Worker):
         finally:
             self._accepted = 0.0
             self._conn = None
-            try:
-                client.close()
-            except OSError:
-                pass
+            if not served:
+                try:
+                    client.close()
+                except OSError:
+                    pass
 
     def _on_tick(self, signum: int, frame: FrameType | None) -> None:
         accepted = self._accepted

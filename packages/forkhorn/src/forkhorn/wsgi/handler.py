@@ -258,8 +258,10 @@ class ConnectionHandler:
         head comes in one read); an incomplete head goes to ``_read_rest_of_head``."""
         parser = conn.parser
         if parser is None:
-            # asked only if a name with "_" comes (forwarder_headers)
-            trusted = partial(conn.is_trusted, self.forwarded_peers)
+            # asked only if a name with "_" comes (forwarder_headers); bound to the peer's
+            # address, not to conn: conn -> parser -> conn would be a reference cycle, left
+            # for the garbage collector to find after every connection
+            trusted = partial(self.forwarded_peers.allows, conn.client)
             parser = conn.parser = RequestParser(self.limits, trusted=trusted)
         buf = conn.buf
         if buf and not conn.head_deadline:  # pipelined bytes (a parked head: read first)
