@@ -46,6 +46,11 @@ class EventletWorker(CooperativeWorker):
     def patch_master(cls, preload: bool) -> None:
         # Always, preloading or not: eventlet must come before logging, locks and the app.
         patching.patch_master()
+        # Then, on the greened interpreter, the handler stack every worker imports (the
+        # sync and gthread workers import it in the master too): a module imported after
+        # fork leaves its heap growth in each worker, imported here it is shared.
+        import forkhorn.tls
+        import forkhorn.wsgi.handler  # noqa: F401
 
     def _green_process(self) -> None:
         patching.patch_worker()  # adds ``os``; all of it if the master was not patched
