@@ -75,3 +75,20 @@ def test_free_threaded_regions_count_under_their_lock(monkeypatch):
     assert totals.in_flight == 1
     assert abs(totals.duration_sum - 0.024) < 1e-9
     assert not region._lock.locked()
+
+
+def test_record_source_compiles_into_another_function():
+    board = MetricsBoard(capacity=2)
+    region = board.region(1)
+    assert region is not None
+    statements, names = region.record_source()
+    assert all(name.startswith("_m_") for name in names)
+    namespace = dict(names)
+    source = "def job(environ, status, headers, sent, took):\n" + "\n".join(statements)
+    exec(source, namespace)
+    namespace["job"]({"REQUEST_METHOD": "DELETE"}, "204 No Content", [], 0, 0.3)
+    namespace["job"]({}, "204 No Content", [], 0, 0.001)
+    totals = board.totals([1])
+    assert sorted(totals.requests()) == [("DELETE", "204", 1), ("other", "204", 1)]
+    assert totals.buckets()[0] == 1 and totals.buckets()[BUCKETS.index(0.5)] == 1
+    assert board.totals([0]).requests() == []  # region 0 untouched

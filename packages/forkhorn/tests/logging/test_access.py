@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import re
 import time
@@ -136,6 +137,59 @@ def test_user_text_never_becomes_code():
     formatter = AccessFormatter('%({x"; import os; "}i)s %({a\\nb}e)s')
     assert "import" not in formatter.source
     assert formatter.format({}, "200 OK", [], 0, 0.0) == "- -"
+
+
+class _Writer:
+    """What ``AccessFormatter.sink`` uses of a ``LineWriter``."""
+
+    def __init__(self, line_buffered=False):
+        self.line_buffered = line_buffered
+        self.file = io.BytesIO()
+        self.through: list[bytes] = []
+
+    def write_bytes(self, data):
+        self.through.append(data)
+
+
+@pytest.mark.parametrize(
+    "format_", [DEFAULT_FORMAT, '%(h)s "%(r)s" %(s)s %(b)s %(D)s %(l)s', "%(D)d %(a)s %%"]
+)
+@pytest.mark.parametrize(
+    "environ",
+    [ENVIRON, {}, dict(ENVIRON, HTTP_USER_AGENT='x"\r\n1 - - "GET /', RAW_URI="/\xe9\\")],
+)
+def test_the_compiled_sink_writes_what_format_bytes_returns(format_, environ):
+    formatter = AccessFormatter(format_)
+    calls = []
+    writer = _Writer()
+    sink = formatter.sink(writer, then=lambda *args: calls.append(args))
+    args = (environ, "404 Not Found", [], 0, 0.25)
+    sink(*args)
+    assert writer.file.getvalue() == formatter.format_bytes(*args)
+    assert calls == [args]
+    buffered = _Writer(line_buffered=True)  # a terminal: every line goes through write_bytes
+    formatter.sink(buffered)(*args)
+    assert buffered.through == [formatter.format_bytes(*args)] and not buffered.file.getvalue()
+
+
+def test_the_compiled_sink_runs_inlined_statements_with_their_own_names():
+    counted = []
+    inline = (["    _m_count(status, took)"], {"_m_count": lambda *args: counted.append(args)})
+    AccessFormatter("%(s)s").sink(_Writer(), inline=inline)(ENVIRON, "200 OK", [], 1, 0.5)
+    assert counted == [("200 OK", 0.5)]
+    with pytest.raises(ValueError):  # a name that could shadow the formatter's own
+        AccessFormatter("%(s)s").sink(_Writer(), inline=(["    pass"], {"_clf": None}))
+
+
+def test_fixed_atoms_are_literal_text_and_status_lines_are_remembered():
+    formatter = AccessFormatter("%(l)s %(nonsense)s %(s)s")
+    assert formatter._constants == ["- - "]
+    assert formatter.format({}, "200 OK", [], 0, 0.0) == "- - 200"
+    assert formatter.format({}, "599", [], 0, 0.0) == "- - 599"
+    assert formatter._codes == {"200 OK": "200", "599": "599"}
+    for code in range(1000):  # an app inventing statuses cannot grow the table for ever
+        assert formatter.format({}, f"{code} X", [], 0, 0.0) == f"- - {code}"
+    assert len(formatter._codes) <= 256
 
 
 def test_invalid_format_is_rejected():

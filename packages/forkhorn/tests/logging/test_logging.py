@@ -150,6 +150,33 @@ def test_access_log_json_format(tmp_path):
     assert record["request_id"] == "req-42" and record["method"] == "GET"
 
 
+def test_access_line_statsd_and_metrics_in_one_function(tmp_path, udp_listener):
+    from types import SimpleNamespace
+
+    from forkhorn.instrument.board import MetricsBoard
+
+    access = tmp_path / "access.log"
+    port = udp_listener.getsockname()[1]
+    log = make_logger_(tmp_path, accesslog=str(access), metrics_bind="127.0.0.1:0",
+                       statsd_host=f"127.0.0.1:{port}")  # fmt: skip
+    board = MetricsBoard(capacity=1)
+    log.bind_worker(SimpleNamespace(metrics=board.region(0)))
+    assert len(log._sinks) == 1 and log.access is log._sinks[0]  # no fan-out frame
+    log.access(ENVIRON, "200 OK", [], 5, 0.002)
+    log.access(dict(ENVIRON, HTTP_USER_AGENT='x"\n- - "GET /admin'), "404 Not Found", [], 0, 0.3)
+    log.flush()
+    lines = access.read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith('"GET /path?q=1 HTTP/1.1" 200 5 "-" "-"')
+    assert lines[1].endswith(r'"GET /path?q=1 HTTP/1.1" 404 - "-" "x\"\x0a- - \"GET /admin"')
+    totals = board.totals([0])
+    assert sorted(totals.requests()) == [("GET", "200", 1), ("GET", "404", 1)]
+    assert totals.buckets()[0] == 1 and sum(totals.buckets()) == 2
+    assert abs(totals.duration_sum - 0.302) < 1e-9
+    sent = received(udp_listener)
+    assert sent.count("forkhorn.requests:1|c") == 2 and "forkhorn.request.status.404:1|c" in sent
+
+
 def test_statsd_sink_and_log_counters(tmp_path, udp_listener):
     port = udp_listener.getsockname()[1]
     log = make_logger_(tmp_path, statsd_host=f"127.0.0.1:{port}", statsd_prefix="app",

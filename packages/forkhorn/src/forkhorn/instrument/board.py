@@ -5,8 +5,11 @@ Theory of operation
 Like the heartbeat board, the master maps one anonymous ``MAP_SHARED`` region before it
 forks; each worker gets the region of its heartbeat slot index (``board.region(index)``,
 zeroed, handed over before the fork) and counts into it with plain ``memoryview`` item
-updates: no syscall, no serialisation, a handful of C-level operations per request. The
-master reads every live region at scrape time and adds the totals of the dead.
+updates: no syscall, no serialisation, five stores per request (started, finished, the
+method x status cell, the histogram bucket, the duration sum). The per-request stores are
+compiled with every index computed in advance (``record_source``), into the access-log
+sink's own function when the access log is on. The master reads every live region at
+scrape time and adds the totals of the dead.
 
 Region layout (unsigned 64-bit words; the duration sum is a double in its word):
 
@@ -85,7 +88,7 @@ class WorkerMetrics:
     """One worker's region: ``begin()``/``end()`` around a request, ``record()`` after it."""
 
     __slots__ = (
-        "_base", "_doubles", "_statuses", "index", "words",
+        "_base", "_columns", "_doubles", "_finished", "_started", "_statuses", "index", "words",
     )  # fmt: skip
 
     def __init__(
@@ -99,13 +102,17 @@ class WorkerMetrics:
         self._doubles = doubles
         self.index = index
         self._base = index * REGION_WORDS
+        self._started = self._base + STARTED
+        self._finished = self._base + FINISHED
         self._statuses = statuses if statuses is not None else _status_index()
+        #: status line ("200 OK") -> its column, filled as status lines are met
+        self._columns: dict[str, int] = {}
 
     def begin(self) -> None:
-        self.words[self._base + STARTED] += 1
+        self.words[self._started] += 1
 
     def end(self) -> None:
-        self.words[self._base + FINISHED] += 1
+        self.words[self._finished] += 1
 
     def record(self, method: str, status: str, seconds: float) -> None:
         """One finished request (off the hot path: the handler runs ``sink()``'s function)."""
@@ -113,25 +120,57 @@ class WorkerMetrics:
 
     def sink(self) -> Callable[..., None]:
         """The access sink ``(environ, status, headers, sent, took)``: the request counted by
-        method and status and its duration, with every lookup bound in advance (one frame
-        per request)."""
-        words, doubles = self.words, self._doubles
-        cells = self._base + REQUESTS
-        other_row = (N_METHODS - 1) * N_STATUSES
-        other_column = N_STATUSES - 1
-        rows = {name: i * N_STATUSES for i, name in enumerate(METHODS)}.get
-        columns = self._statuses.get
-        buckets = self._base + HIST
-        total = self._base + DURATION_SUM
-        bounds = BUCKETS
+        method and status and its duration (one frame per request)."""
+        statements, namespace = self.record_source()
+        source = "\n".join(["def record(environ, status, headers, sent, took):", *statements])
+        exec(source + "\n", namespace)  # fixed templates only
+        return namespace["record"]  # type: ignore[no-any-return]
 
-        def record(environ: Any, status: str, headers: Any, sent: int, took: float) -> None:
-            words[cells + rows(environ.get("REQUEST_METHOD"), other_row)
-                  + columns(status[:3], other_column)] += 1  # fmt: skip
-            words[buckets + bisect_left(bounds, took)] += 1
-            doubles[total] += took
+    def record_source(self) -> tuple[list[str], dict[str, Any]]:
+        """What ``sink()``'s function does, as statements (indented for a function body) and
+        the namespace they need, so that the access-log sink can compile them into its own
+        per-request function. They read ``environ``, ``status`` and ``took``, assign only
+        names starting with ``_m_``, and the namespace holds only such names.
 
-        return record
+        Three stores into the region: the (method, status) cell, the duration's histogram
+        bucket (most requests fall in the first: one comparison, no bisect) and the
+        duration sum. Every index is an absolute word index computed in advance; the
+        status line ("200 OK", a constant of the app) is looked up whole, no slicing."""
+        base = self._base
+        rows = {name: base + REQUESTS + i * N_STATUSES for i, name in enumerate(METHODS)}
+        namespace: dict[str, Any] = {
+            "_m_words": self.words,
+            "_m_doubles": self._doubles,
+            "_m_rows": rows.get,
+            "_m_other_row": base + REQUESTS + (N_METHODS - 1) * N_STATUSES,
+            "_m_columns": self._columns.get,
+            "_m_column_of": self._column_of,
+            "_m_bucket0": base + HIST,
+            "_m_first_bound": BUCKETS[0],
+            "_m_bisect": bisect_left,
+            "_m_bounds": BUCKETS,
+            "_m_sum": base + DURATION_SUM,
+        }
+        statements = [
+            "    _m_column = _m_columns(status)",
+            "    if _m_column is None:",
+            "        _m_column = _m_column_of(status)",
+            '    _m_words[_m_rows(environ.get("REQUEST_METHOD"), _m_other_row) + _m_column] += 1',
+            "    if took <= _m_first_bound:",
+            "        _m_words[_m_bucket0] += 1",
+            "    else:",
+            "        _m_words[_m_bucket0 + _m_bisect(_m_bounds, took)] += 1",
+            "    _m_doubles[_m_sum] += took",
+        ]
+        return statements, namespace
+
+    def _column_of(self, status: str) -> int:
+        """The column of a status line not met yet; remembered (a bounded table: an app
+        inventing status lines cannot grow it without end)."""
+        column = self._statuses.get(str(status)[:3], N_STATUSES - 1)
+        if len(self._columns) < 256:
+            self._columns[status] = column
+        return column
 
 
 class LockedWorkerMetrics(WorkerMetrics):
@@ -151,15 +190,10 @@ class LockedWorkerMetrics(WorkerMetrics):
         with self._lock:
             super().end()
 
-    def sink(self) -> Callable[..., None]:
-        record = super().sink()
-        lock = self._lock
-
-        def locked(environ: Any, status: str, headers: Any, sent: int, took: float) -> None:
-            with lock:
-                record(environ, status, headers, sent, took)
-
-        return locked
+    def record_source(self) -> tuple[list[str], dict[str, Any]]:
+        statements, namespace = super().record_source()
+        namespace["_m_lock"] = self._lock
+        return ["    with _m_lock:", *("    " + line for line in statements)], namespace
 
 
 @dataclass

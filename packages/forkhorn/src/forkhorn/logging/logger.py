@@ -18,6 +18,10 @@ same call), so a sink that is off costs nothing:
 * ``StatsdClient.request`` (requests, duration, status counters in one batch entry);
 * ``WorkerMetrics.record`` into the worker's shared-memory region (``metrics_bind``).
 
+With a plain access-log file and a text format (the usual case) these are one function the
+formatter compiles (``AccessFormatter.sink``): the line, its write, StatsD's call and the
+metrics' stores run in a single Python frame per request.
+
 Invariants
 ----------
 * A sink failing never fails the request (the handler guards the call; each sink swallows
@@ -180,22 +184,33 @@ class Logger:
             self.error_log.warning("statsd is off: cannot use %s: %s", cfg.statsd_host, exc)
 
     def _build_sinks(self) -> None:
-        sinks: list[Sink] = []
-        if self._formatter is not None:
-            if self._writer is not None and not self._forward:
-                sinks.append(self._writer.sink(self._formatter.format_bytes))
-            elif self._writer is not None or self._forward:
-                sinks.append(self._access_line)
-        if self.statsd is not None:
-            sinks.append(self.statsd.sink())
-        if self.metrics is not None and getattr(self.cfg, "metrics_bind", None):
-            sinks.append(self.metrics.sink())
-        self._sinks = tuple(sinks)
-        self.access_enabled = bool(sinks) or bool(getattr(self.cfg, "metrics_bind", None))
+        self._sinks = self._make_sinks()
+        self.access_enabled = bool(self._sinks) or bool(getattr(self.cfg, "metrics_bind", None))
         if type(self).access is Logger.access:
             # Per request, the handler's ``log.access(...)`` then runs the sink itself, or
             # one fan-out frame: a subclass that overrides ``access`` keeps its method.
             self.access = _fan_out(self._sinks)  # type: ignore[method-assign, assignment]
+
+    def _make_sinks(self) -> tuple[Sink, ...]:
+        formatter, writer = self._formatter, self._writer
+        metrics = self.metrics if getattr(self.cfg, "metrics_bind", None) else None
+        statsd = self.statsd.sink() if self.statsd is not None else None
+        direct = formatter is not None and writer is not None and not self._forward
+        if direct and isinstance(formatter, AccessFormatter):
+            # The usual case: the formatter compiles the line, its write, StatsD's call and
+            # the metrics' stores into one function (one frame per request).
+            inline = metrics.record_source() if metrics is not None else None
+            return (formatter.sink(writer, statsd, inline),)
+        sinks: list[Sink] = []
+        if direct:
+            sinks.append(writer.sink(formatter.format_bytes))  # type: ignore[union-attr]
+        elif formatter is not None and (writer is not None or self._forward):
+            sinks.append(self._access_line)
+        if statsd is not None:
+            sinks.append(statsd)
+        if metrics is not None:
+            sinks.append(metrics.sink())
+        return tuple(sinks)
 
     def bind_worker(self, worker: Any) -> None:
         """In a worker, after the fork: per-process state and the worker's metrics region."""
