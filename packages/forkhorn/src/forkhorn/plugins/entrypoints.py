@@ -1,0 +1,160 @@
+"""The entry points of one group, found without ``importlib.metadata``.
+
+Why: ``importlib.metadata`` costs every start-up its import (it pulls in ``email``,
+``zipfile``, ``pathlib``, ``csv``...) and pluggy's scan builds a ``Distribution`` for every
+installed package. Here each ``sys.path`` directory is listed once, only the
+``entry_points.txt`` of its ``*.dist-info``/``*.egg-info`` (``EGG-INFO`` in an ``.egg``) are
+read, and the name and version (the ``METADATA``/``PKG-INFO`` headers) only of the few
+distributions that declare the group.
+
+Invariants: the order is ``importlib.metadata.distributions()``'s (``sys.path`` order, then
+directory order grouped by project name), so the first
+of two distributions claiming one name is the one ``importlib.metadata`` would find first.
+A ``sys.path`` entry that is not a directory (a zip archive) and any extra
+distribution finder on ``sys.meta_path`` are left to ``importlib.metadata`` itself, so
+nothing it would find is missed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: ``module[:attr]`` with optional ``[extras]`` (importlib.metadata's EntryPoint.pattern)
+_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+_INFO_SUFFIXES = (".dist-info", ".egg-info")
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    value: str
+    group: str
+    #: the declaring distribution's ``Name`` and ``Version`` headers
+    distribution: str
+    version: str
+
+    def load(self) -> Any:
+        """The object named by ``value`` (importlib.metadata's ``EntryPoint.load``)."""
+        match = _VALUE.match(self.value)
+        if match is None:
+            raise ValueError(f"entry point {self.name!r}: malformed value {self.value!r}")
+        found: Any = importlib.import_module(match.group("module"))
+        for part in filter(None, (match.group("attr") or "").split(".")):
+            found = getattr(found, part)
+        return found
+
+
+def entry_points(group: str, name: str | None = None) -> Iterator[EntryPoint]:
+    """Every entry point of ``group`` (named ``name``, if given), in distribution order."""
+    if _other_distribution_finders():
+        yield from _from_importlib_metadata(group, name)
+        return
+    for entry in sys.path:
+        directory = entry or "."
+        try:
+            children = os.listdir(directory)
+        except NotADirectoryError:
+            yield from _from_importlib_metadata(group, name, path=[entry])
+            continue
+        except OSError:  # missing or unreadable: importlib.metadata skips it too
+            continue
+        for info in _infos(directory, children):
+            yield from _declared(os.path.join(directory, info), group, name)
+
+
+def _infos(directory: str, children: list[str]) -> list[str]:
+    """The metadata directories among ``children``, in importlib.metadata's order: grouped
+    by normalized project name, then an ``EGG-INFO`` when ``directory`` is an ``.egg``."""
+    by_name: dict[str, list[str]] = {}
+    eggs = []
+    is_egg = directory.lower().endswith(".egg")
+    for child in children:
+        low = child.lower()
+        if low.endswith(_INFO_SUFFIXES):
+            project = low.rpartition(".")[0].partition("-")[0]
+            by_name.setdefault(re.sub(r"[-_.]+", "_", project), []).append(child)
+        elif is_egg and low == "egg-info":
+            eggs.append(child)
+    return [info for group in by_name.values() for info in group] + eggs
+
+
+def _declared(info: str, group: str, name: str | None) -> Iterator[EntryPoint]:
+    try:
+        with open(os.path.join(info, "entry_points.txt"), encoding="utf-8") as file:
+            text = file.read()
+    except OSError:  # no entry points, or an egg-info that is a single file
+        return
+    header = f"[{group}]"
+    if header not in text:
+        return
+    found = [(n, v) for n, v in _section(text, header) if name is None or n == name]
+    if not found:
+        return
+    distribution, version = _name_and_version(info)
+    for ep_name, value in found:
+        yield EntryPoint(ep_name, value, group, distribution, version)
+
+
+def _section(text: str, header: str) -> Iterator[tuple[str, str]]:
+    """``name = value`` pairs of one ``[section]`` (comments and blank lines skipped)."""
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            inside = line == header
+            continue
+        if inside:
+            key, sep, value = line.partition("=")
+            if sep:
+                yield key.strip(), value.strip()
+
+
+def _name_and_version(info: str) -> tuple[str, str]:
+    """The ``Name``/``Version`` headers (the part of the metadata before the first blank
+    line), read without the ``email`` parser."""
+    headers: dict[str, str] = {}
+    for filename in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info, filename), encoding="utf-8") as file:
+                for line in file:
+                    if not line.strip():
+                        break
+                    key, sep, value = line.partition(":")
+                    if sep and key in ("Name", "Version"):
+                        headers.setdefault(key, value.strip())
+            break
+        except OSError:
+            continue
+    return headers.get("Name", ""), headers.get("Version", "")
+
+
+def _other_distribution_finders() -> bool:
+    """True when something besides the path finder can report distributions."""
+    from importlib.machinery import PathFinder
+
+    return any(
+        finder is not PathFinder and hasattr(finder, "find_distributions")
+        for finder in sys.meta_path
+    )
+
+
+def _from_importlib_metadata(
+    group: str, name: str | None, path: list[str] | None = None
+) -> Iterator[EntryPoint]:
+    import importlib.metadata
+
+    found = importlib.metadata.distributions(**({"path": path} if path is not None else {}))
+    for dist in found:
+        for ep in dist.entry_points:
+            if ep.group == group and (name is None or ep.name == name):
+                yield EntryPoint(
+                    ep.name, ep.value, group, str(dist.metadata["Name"]), str(dist.version)
+                )
