@@ -8,7 +8,6 @@ pidfile its successor wrote.
 from __future__ import annotations
 
 import os
-import tempfile
 
 
 class PidfileError(Exception):
@@ -31,6 +30,8 @@ class Pidfile:
                 )
         self.pid = pid
         directory = os.path.dirname(os.path.abspath(self.path))
+        import tempfile  # only with --pid: it pulls in random and shutil
+
         fd, tmp = tempfile.mkstemp(prefix=".forkhorn-pid-", dir=directory)
         try:
             os.write(fd, f"{pid}\n".encode("ascii"))

@@ -17,10 +17,7 @@ Gunicorn's meaning throughout:
 
 from __future__ import annotations
 
-import json
 import logging
-import logging.config
-import logging.handlers
 import os
 import socket
 from typing import Any
@@ -28,7 +25,6 @@ from typing import Any
 ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 SYSLOG_FORMAT = "[%(process)d] %(message)s"
-FACILITIES = logging.handlers.SysLogHandler.facility_names
 
 
 class LogConfigError(Exception):
@@ -92,6 +88,8 @@ def apply_logconfig(cfg: Any) -> None:
     elif getattr(cfg, "logconfig_json", None):
         path = cfg.logconfig_json
         try:
+            import json  # only for this setting, like logging.config below
+
             with open(path, encoding="utf-8") as handle:
                 given = json.load(handle)
         except (OSError, ValueError) as exc:
@@ -104,6 +102,8 @@ def apply_logconfig(cfg: Any) -> None:
         if not os.path.exists(path):
             raise LogConfigError(f"logconfig file {path!r} not found")
         defaults = {"__file__": path, "here": os.path.dirname(os.path.abspath(path))}
+        import logging.config
+
         try:
             logging.config.fileConfig(path, defaults=defaults, disable_existing_loggers=False)
         except Exception as exc:
@@ -131,6 +131,8 @@ def merged_config(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dict_config(given: dict[str, Any], where: str) -> None:
+    import logging.config  # only with a logconfig: it pulls in socketserver, pickle, queue
+
     config = merged_config(given)
     try:
         logging.config.dictConfig(config)
@@ -176,15 +178,18 @@ def parse_syslog_address(address: str) -> tuple[int | None, str | tuple[str, int
 
 
 def syslog_handler(cfg: Any, name: str, formatter: logging.Formatter | None) -> logging.Handler:
+    import logging.handlers  # only with syslog on
+
+    facilities = logging.handlers.SysLogHandler.facility_names
     facility_name = str(getattr(cfg, "syslog_facility", "user") or "user").lower()
-    if facility_name not in FACILITIES:
+    if facility_name not in facilities:
         raise LogConfigError(f"unknown syslog_facility {facility_name!r}")
     socktype, address = parse_syslog_address(str(cfg.syslog_addr))
     prefix = getattr(cfg, "syslog_prefix", None) or str(cfg.proc_name).replace(":", ".")
     try:
         handler = logging.handlers.SysLogHandler(
             address=address,
-            facility=FACILITIES[facility_name],
+            facility=facilities[facility_name],
             socktype=socktype,  # type: ignore[arg-type]
         )
     except OSError as exc:

@@ -41,7 +41,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forkhorn.logging.access import DEFAULT_FORMAT, AccessFormatter
 from forkhorn.logging.clock import LogClock
@@ -54,9 +54,11 @@ from forkhorn.logging.handlers import (
     syslog_handler,
     uses_logconfig,
 )
-from forkhorn.logging.jsonlog import JsonAccessFormatter, JsonErrorFormatter
-from forkhorn.logging.requestid import RequestIds
 from forkhorn.logging.writer import LineWriter
+
+if TYPE_CHECKING:  # imported where used: only JSON logs and request ids need them
+    from forkhorn.logging.jsonlog import JsonAccessFormatter
+    from forkhorn.logging.requestid import RequestIds
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -110,8 +112,12 @@ class Logger:
         self._request_ids = None
         self.request_id_for = None
         if as_json or "forkhorn.request_id" in access_format.lower():
+            from forkhorn.logging.requestid import RequestIds
+
             self._request_ids = RequestIds(cfg)
             self.request_id_for = self._request_ids.request_id_for
+        if as_json:
+            from forkhorn.logging.jsonlog import JsonAccessFormatter, JsonErrorFormatter
         error_formatter: logging.Formatter = (
             JsonErrorFormatter(self.clock)
             if as_json
