@@ -34,9 +34,9 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
+from forkhorn.http.dates import formatdate
 from forkhorn.http.fields import TOKEN_RE
 
 if TYPE_CHECKING:
