@@ -10,6 +10,12 @@ microseconds per request (``time.process_time``: what other processes on a share
 do barely moves it). Comparing it with and without ``accesslog``/``metrics_bind`` gives
 the observability cost relative to a whole request's path (parse, environ, app, send).
 
+``bench_request_work(n, tmpdir, **settings)`` is the observability work of one request alone,
+as the worker and the handler run it (``metrics.begin()``, two clock reads, the handler's
+guarded ``log.access(...)`` call, ``metrics.end()``), minus the same code with everything
+off: CPU microseconds per request (best of 25 rounds). Steadier than ``bench_handler``,
+which carries the socket round trip's noise.
+
 Run directly: ``python tests/logging/microbench.py`` prints the figures of each mode.
 """
 
@@ -140,6 +146,60 @@ def bench_handler(n: int, tmpdir: str, **settings: Any) -> float:
     return best
 
 
+class _Guarded:
+    """What the connection handler does per request around the logger (``_access``)."""
+
+    def __init__(self, log: Any, metrics: Any) -> None:
+        self.log = log
+        self.metrics = metrics
+        self.access_enabled = bool(getattr(log, "access_enabled", False))
+
+    def _access(self, environ: dict[str, Any], started: float) -> None:
+        try:
+            self.log.access(environ, "200 OK", HEADERS, 14, time.monotonic() - started)
+        except Exception:
+            self.log.exception("access log failed")
+
+    def request(self, environ: dict[str, Any]) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.begin()
+        started = time.monotonic() if self.access_enabled else 0.0
+        if self.access_enabled:
+            self._access(environ, started)
+        if metrics is not None:
+            metrics.end()
+
+
+def bench_request_work(n: int, tmpdir: str, **settings: Any) -> float:
+    from forkhorn.instrument.board import MetricsBoard
+
+    cfg = Config()
+    cfg.set("errorlog", os.path.join(tmpdir, "error.log"))
+    for name, value in settings.items():
+        cfg.set(name, value)
+    log = Logger(cfg)
+    metrics = MetricsBoard(capacity=1).region(0) if cfg.metrics_bind else None
+    log.bind_worker(_BenchWorker(cfg, log, metrics))
+    on = _Guarded(log, metrics).request
+    off = _Guarded(None, None).request
+    environ = ENVIRON
+    best_on = best_off = float("inf")
+    per_round = max(1, n // 25)
+    for _ in range(25):  # interleaved, so both see the same machine
+        for function, best in ((on, best_on), (off, best_off)):
+            start = time.process_time()
+            for _ in range(per_round):
+                function(environ)
+            elapsed = (time.process_time() - start) / per_round * 1e6
+            if function is on:
+                best_on = min(best, elapsed)
+            else:
+                best_off = min(best, elapsed)
+    log.flush()
+    return best_on - best_off
+
+
 MODES: dict[str, dict[str, Any]] = {
     "text (Gunicorn default format)": {},
     "json": {"log_format": "json"},
@@ -156,6 +216,22 @@ def main() -> None:
                 print(f"{name:40} n/a ({exc})")
                 continue
         print(f"{name:40} {rate:>12,.0f} calls/s  {1e6 / rate:6.2f} us/call")
+    work_modes: dict[str, dict[str, Any]] = {
+        "request work: access log + metrics": {"accesslog": "ACCESS", "metrics_bind": "X"},
+        "request work: json log + metrics": {
+            "accesslog": "ACCESS",
+            "metrics_bind": "X",
+            "log_format": "json",
+        },
+        "request work: metrics": {"metrics_bind": "X"},
+    }
+    for name, settings in work_modes.items():
+        with tempfile.TemporaryDirectory() as tmpdir:
+            settings = dict(settings, metrics_bind="127.0.0.1:9100")
+            if settings.get("accesslog"):
+                settings["accesslog"] = os.path.join(tmpdir, "access.log")
+            cost = bench_request_work(n, tmpdir, **settings)
+        print(f"{name:40} {cost:6.2f} us CPU/request over the same code with all off")
     handler_modes: dict[str, dict[str, Any]] = {
         "handler: all off": {},
         "handler: access log": {"accesslog": "ACCESS"},
