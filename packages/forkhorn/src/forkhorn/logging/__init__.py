@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from forkhorn.logging.access import AccessFormatter, escape
 from forkhorn.logging.factory import LoggerClassError, load_logger_class, make_logger
 from forkhorn.logging.logger import Logger
 
@@ -20,10 +19,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # RequestIds pulls in the peer matcher (ipaddress): loaded only when asked for
-    if name == "RequestIds":
-        from forkhorn.logging.requestid import RequestIds
+#: loaded when first asked for: a start without an access log or request ids needs neither
+_LAZY = {
+    "AccessFormatter": "forkhorn.logging.access",
+    "escape": "forkhorn.logging.access",
+    "RequestIds": "forkhorn.logging.requestid",
+}
 
-        return RequestIds
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

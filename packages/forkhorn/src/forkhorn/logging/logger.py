@@ -41,9 +41,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from forkhorn.logging.access import DEFAULT_FORMAT, AccessFormatter
 from forkhorn.logging.clock import LogClock
 from forkhorn.logging.handlers import (
     DATE_FORMAT,
@@ -56,7 +55,8 @@ from forkhorn.logging.handlers import (
 )
 from forkhorn.logging.writer import LineWriter
 
-if TYPE_CHECKING:  # imported where used: only JSON logs and request ids need them
+if TYPE_CHECKING:  # imported where used: only access logs and request ids need them
+    from forkhorn.logging.access import AccessFormatter
     from forkhorn.logging.jsonlog import JsonAccessFormatter
     from forkhorn.logging.requestid import RequestIds
 
@@ -108,7 +108,7 @@ class Logger:
         self.cfg = cfg
         self.close()
         as_json = str(getattr(cfg, "log_format", "text")).lower() == "json"
-        access_format = getattr(cfg, "access_log_format", None) or DEFAULT_FORMAT
+        access_format = getattr(cfg, "access_log_format", None) or ""  # "": the default
         self._request_ids = None
         self.request_id_for = None
         if as_json or "forkhorn.request_id" in access_format.lower():
@@ -157,7 +157,11 @@ class Logger:
             if as_json:
                 self._formatter = JsonAccessFormatter(self.clock, self.request_id_for)
             else:
-                self._formatter = AccessFormatter(access_format, self.clock, self.request_id_for)
+                from forkhorn.logging.access import DEFAULT_FORMAT, AccessFormatter
+
+                self._formatter = AccessFormatter(
+                    access_format or DEFAULT_FORMAT, self.clock, self.request_id_for
+                )
         if accesslog and not configured:
             self._writer = LineWriter(accesslog)
         if getattr(cfg, "statsd_host", None):
@@ -202,7 +206,7 @@ class Logger:
         metrics = self.metrics if getattr(self.cfg, "metrics_bind", None) else None
         statsd = self.statsd.sink() if self.statsd is not None else None
         direct = formatter is not None and writer is not None and not self._forward
-        if direct and isinstance(formatter, AccessFormatter):
+        if direct and _is_text_formatter(formatter):
             # The usual case: the formatter compiles the line, its write, StatsD's call and
             # the metrics' stores into one function (one frame per request).
             inline = metrics.record_source() if metrics is not None else None
@@ -369,6 +373,13 @@ class Logger:
             self._writer.write(line)
         if self._forward:
             self.access_log.info(line)
+
+
+def _is_text_formatter(formatter: Any) -> TypeGuard[AccessFormatter]:
+    # forkhorn.logging.access is imported only once an access formatter exists
+    from forkhorn.logging.access import AccessFormatter
+
+    return isinstance(formatter, AccessFormatter)
 
 
 def _fan_out(sinks: tuple[Sink, ...]) -> Sink:
