@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from corpus_driver import splits
 from forkhorn.config import Config
+from forkhorn.http import fields as fl
 from forkhorn.http.errors import HTTPError
 from forkhorn.http.parser import ParserLimits, RequestParser
 from forkhorn.http.request import Request
@@ -215,6 +216,26 @@ def test_bare_lf_head_is_refused() -> None:
 def test_field_values_are_trimmed_of_sp_and_htab_only() -> None:
     request = parse(b"GET / HTTP/1.1\r\n" + H + b"X:  \t a \x85b\xa0 \t\r\nY:\r\nZ: \xff\r\n\r\n")
     assert request.headers[1:] == [("X", "a \x85b\xa0"), ("Y", ""), ("Z", "\xff")]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "A: b\r\nC-D: e f\r\n",
+        "A: b \r\nC: d\r\n",  # trailing SP: the careful path trims it
+        "A: b\t\r\nC: d\r\n",
+        "A:\r\nB: \t\r\n",
+        "A: \x85b\xa0\r\n",
+    ],
+)
+def test_fast_field_lines_agree_with_the_careful_path(block: str) -> None:
+    text = "GET / HTTP/1.1\r\n" + block + "\r\n"
+    start, end = text.find("\n") + 1, len(text) - 2
+    careful = [(n.upper(), v) for n, v in fl.parse_field_lines(text, start, end, ParserLimits())]
+    fast = fl.fast_field_lines(text, start, end)
+    assert fast is None or fast == careful
+    if "\t\r" not in block and " \r" not in block:
+        assert fast == careful  # the common head never leaves the fast path
 
 
 def test_obs_fold_when_permitted() -> None:

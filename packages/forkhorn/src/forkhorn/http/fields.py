@@ -4,12 +4,14 @@ the head parser and the chunked decoder's trailer section.
 Strategy: text arrives decoded as latin-1 (one ``str`` char per byte, so obs-text survives
 byte for byte). The fast path validates and splits a whole block of field lines with one
 ``findall`` of a pattern that can only start right after a LF and only ends with CRLF:
-every match is exactly one complete, valid line (values already OWS-trimmed). Matches
-never contain a LF but the one ending them, so the block is valid iff there are as many
-matches as LFs in it (which also rules out a bare LF; a bare CR never matches). Anything else (an
-invalid line, obs-fold, ``strip_header_spaces``, a block bigger than one field may be)
-goes through ``parse_field_lines``, the careful line-by-line path, which also decides
-*which* error a bad block gets. Both paths return the same pairs for valid input.
+every match is exactly one complete, valid line (values already OWS-trimmed: a block with
+whitespace before a CR is left to the careful path, so the pattern needs no backtracking
+to find where a value ends). Matches never contain a LF but the one ending them, so the
+block is valid iff there are as many matches as LFs in it (which also rules out a bare
+LF; a bare CR never matches). Anything else (an invalid line, obs-fold, trailing OWS,
+``strip_header_spaces``, a block bigger than one field may be) goes through
+``parse_field_lines``, the careful line-by-line path, which also decides *which* error a
+bad block gets. Both paths return the same pairs for valid input.
 
 Invariants:
 - names are RFC 9110 tokens, never followed by whitespace before the colon (unless
@@ -42,11 +44,13 @@ _VALUE_CHAR = r"[^\x00-\x20\x7f]"
 TOKEN_RE = re.compile(f"[{TCHAR}]+")
 #: a field value after OWS trimming: no CTL but HTAB anywhere inside
 VALUE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
-#: one valid field line, starting right after a LF: (name, OWS-trimmed value)
-_FIELD_LINE_RE = re.compile(
-    f"(?<=\n)([{TCHAR}]+):[ \t]*"
-    r"((?:[^\x00-\x20\x7f](?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)?)[ \t]*\r\n"
-)
+#: a field name the fast path takes: a token without ``_`` (such names need ``header_map``,
+#: which the careful path applies; the head parser relies on this)
+_FAST_NAME = f"[{TCHAR.replace('_', '')}]+"
+#: one valid field line without trailing whitespace, starting right after a LF: (name,
+#: value without its leading OWS). The value runs to the CR: no backtracking to find where
+#: a trailing OWS would begin, which the caller rules out for the whole block at once.
+_FIELD_LINE_RE = re.compile(f"(?<=\n)({_FAST_NAME}):[ \t]*" r"([^\x00-\x08\x0a-\x1f\x7f]*)\r\n")
 
 Fields = list[tuple[str, str]]
 
@@ -59,7 +63,11 @@ def strip_ows(value: str) -> str:
 def fast_field_lines(text: str, start: int, end: int) -> list[tuple[str, str]] | None:
     """Split ``text[start:end]`` (CRLF-terminated lines, ``text[start - 1]`` a LF) into
     (UPPER name, value) pairs, or None when any line is not a plain valid field line (the
-    careful path then decides). One regex pass and one count, no per-char Python work."""
+    careful path then decides). One regex pass and one count, no per-char Python work.
+    A value ending in whitespace or a name holding ``_`` (rare) also goes the careful way,
+    which trims the one and maps the other (``header_map``)."""
+    if text.find(" \r", start, end) >= 0 or text.find("\t\r", start, end) >= 0:
+        return None
     pairs = _FIELD_LINE_RE.findall(text, start, end)
     if len(pairs) != text.count("\n", start, end):
         return None

@@ -70,9 +70,10 @@ MAX_CONTENT_LENGTH_DIGITS = 18
 _CONVENTIONAL_METHOD_CHARS = r"!$%&'*+\-.^_`|~0-9A-Z"
 _VERSION_RE = re.compile(r"HTTP/([0-9])\.([0-9])")
 #: the common request line: a subset of what the careful path accepts, same result
+#: (method, target, path, query, minor version)
 _FAST_LINE_RE = re.compile(
-    r"([A-Z]{3,20}) (/[\x21\x24-\x3e\x40-\x7e\x80-\xff]*)"
-    r"(?:\?([\x21\x24-\x7e\x80-\xff]*))? HTTP/1\.([01])"
+    r"([A-Z]{3,20}) ((/[\x21\x24-\x3e\x40-\x7e\x80-\xff]*)"
+    r"(?:\?([\x21\x24-\x7e\x80-\xff]*))?) HTTP/1\.([01])"
 )
 _CONTENT_LENGTH_RE = re.compile(f"[0-9]{{1,{MAX_CONTENT_LENGTH_DIGITS}}}")
 _INF = 1 << 62
@@ -197,7 +198,6 @@ class RequestParser:
         line_end = text.find("\r\n")
         request_line = self._line or self._parse_request_line(text[:line_end])
         hstart, hend = line_end + 2, len(text) - 2
-        headers: list[tuple[str, str]] = []
         if hend > hstart:
             limits = self.limits
             fields = None
@@ -207,9 +207,12 @@ class RequestParser:
                     fields = None  # the careful path raises the right error
             if fields is None:
                 pairs = fl.parse_field_lines(text, hstart, hend, limits)
-                fields = [(name.upper(), value) for name, value in pairs]
-            headers = fields
-        request = self._build(request_line, headers)
+                careful = [(name.upper(), value) for name, value in pairs]
+                request = self._build_careful(request_line, careful)
+            else:
+                request = self._build(request_line, fields)
+        else:
+            request = self._build(request_line, [])
         if searched:
             self.reset()
         return request, end + 4
@@ -296,10 +299,9 @@ class RequestParser:
         fast = _FAST_LINE_RE.fullmatch(line)
         if fast is not None and len(line) <= self.limits.max_line and line[0] != "C":
             # (CONNECT takes authority-form only: the careful path refuses "/")
-            method, path, query, minor = fast.groups()
-            target = line[len(method) + 1 : -9]
+            method, target, path, query, minor = fast.groups("")
             version = (1, 1) if minor == "1" else (1, 0)
-            return method, target, ("", None, None, path, query or "", ""), version
+            return method, target, ("", None, None, path, query, ""), version
         self._check_line_prefix(line, complete=True)
         parts = line.split(" ")
         if len(parts) != 3:
@@ -326,12 +328,13 @@ class RequestParser:
     def _build(self, request_line: RequestLine, headers: list[tuple[str, str]]) -> Request:
         """The request from its line and fields, with the checks that look across fields.
 
-        The usual head (no repeated name, no Transfer-Encoding, no ``_`` in a name) takes
-        the straight path below; it applies the careful path's checks in the same order
-        (Host, Content-Length, then a missing Host), so errors do not depend on the path."""
+        ``headers`` come from ``fields.fast_field_lines``, so no name holds ``_``. The usual
+        head (no repeated name, no Transfer-Encoding) takes the straight path below; it
+        applies the careful path's checks in the same order (Host, Content-Length, then a
+        missing Host), so errors do not depend on the path."""
         method, uri, target, version = request_line
         index = dict(headers)
-        if len(index) != len(headers) or "TRANSFER-ENCODING" in index or "_" in "".join(index):
+        if len(index) != len(headers) or "TRANSFER-ENCODING" in index:
             return self._build_careful(request_line, headers)
         scheme, host, port, path, query, fragment = target
         request = Request(method, uri, path, query, version, headers)
