@@ -64,3 +64,15 @@ def test_request_id_generated_when_absent():
     formatter = JsonAccessFormatter(request_id_for=lambda environ: "generated")
     record = json.loads(formatter.format(dict(BASE), "200 OK", [], 0, 0.0))
     assert record["request_id"] == "generated"
+
+
+def test_a_status_with_non_ascii_digits_stays_valid_json():
+    line = JsonAccessFormatter().format({}, "\u00b2\u0663 Odd", [], 0, 0.0)
+    assert json.loads(line)["status"] == "\u00b2\u0663" and line.isascii()
+
+
+def test_format_bytes_is_the_line_and_a_newline():
+    formatter = JsonAccessFormatter()
+    data = formatter.format_bytes({"REMOTE_ADDR": "::1"}, "200 OK", [], 3, 0.5)
+    assert data.endswith(b"}\n") and data.count(b"\n") == 1
+    assert json.loads(data)["bytes"] == 3

@@ -177,6 +177,23 @@ def test_access_line_statsd_and_metrics_in_one_function(tmp_path, udp_listener):
     assert sent.count("forkhorn.requests:1|c") == 2 and "forkhorn.request.status.404:1|c" in sent
 
 
+def test_json_access_line_then_metrics_without_a_fan_out(tmp_path):
+    from types import SimpleNamespace
+
+    from forkhorn.instrument.board import MetricsBoard
+
+    access = tmp_path / "access.log"
+    log = make_logger_(tmp_path, accesslog=str(access), metrics_bind="127.0.0.1:0",
+                       log_format="json")  # fmt: skip
+    board = MetricsBoard(capacity=1)
+    log.bind_worker(SimpleNamespace(metrics=board.region(0)))
+    assert len(log._sinks) == 1 and log.access is log._sinks[0]
+    log.access(dict(ENVIRON), "201 Created", [], 2, 0.02)
+    log.flush()
+    assert json.loads(access.read_text())["status"] == 201
+    assert board.totals([0]).requests() == [("GET", "201", 1)]
+
+
 def test_statsd_sink_and_log_counters(tmp_path, udp_listener):
     port = udp_listener.getsockname()[1]
     log = make_logger_(tmp_path, statsd_host=f"127.0.0.1:{port}", statsd_prefix="app",

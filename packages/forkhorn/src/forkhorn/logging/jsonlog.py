@@ -39,7 +39,7 @@ Environ = dict[str, Any]
 _ACCESS_LINE = (
     '{"time":"%s","level":"info","logger":"forkhorn.access","pid":%d,'
     '"remote_addr":%s,"method":%s,"path":%s,"query":%s,"protocol":%s,"status":%s,'
-    '"bytes":%d,"duration_ms":%.3f,"user_agent":%s,"referer":%s,"request_id":%s}'
+    '"bytes":%d,"duration_ms":%.3f,"user_agent":%s,"referer":%s,"request_id":%s}\n'
 )
 
 
@@ -63,7 +63,8 @@ def json_string(value: Any) -> str:
 
 
 class JsonAccessFormatter:
-    """``format(environ, status, headers, sent, request_time)`` -> one JSON object."""
+    """``format(environ, status, headers, sent, request_time)`` -> one JSON object;
+    ``format_bytes(...)`` -> the same line encoded, newline included (what is written)."""
 
     def __init__(
         self,
@@ -73,14 +74,14 @@ class JsonAccessFormatter:
         self.clock = clock or LogClock()
         self._request_id_for = request_id_for
 
-    def format(
+    def format_bytes(
         self,
         environ: Environ,
         status: str,
         headers: Sequence[tuple[str, str]],
         sent: int,
         request_time: float,
-    ) -> str:
+    ) -> bytes:
         get = environ.get
         request_id = get("forkhorn.request_id")
         if request_id is None and self._request_id_for is not None:
@@ -92,7 +93,7 @@ class JsonAccessFormatter:
         enc = _json_string
         # Inline fast path: plain ASCII str values go straight to the C encoder; anything
         # else (None, non-ASCII, not a str) takes json_string.
-        return _ACCESS_LINE % (
+        line = _ACCESS_LINE % (
             self.clock.iso(),
             self.clock.pid,
             enc(remote) if type(remote) is str and remote.isascii() else json_string(remote),
@@ -102,7 +103,7 @@ class JsonAccessFormatter:
             enc(protocol)
             if type(protocol) is str and protocol.isascii()
             else json_string(protocol),
-            code if code.isdigit() else json_string(code),
+            code if code.isdigit() and code.isascii() else json_string(code),
             sent,
             request_time * 1000.0,
             enc(agent) if type(agent) is str and agent.isascii() else json_string(agent),
@@ -111,10 +112,11 @@ class JsonAccessFormatter:
             if type(request_id) is str and request_id.isascii()
             else json_string(request_id),
         )
+        return line.encode("ascii", "backslashreplace")  # ASCII already: a copy, no check
 
-    def format_bytes(self, *args: Any) -> bytes:
-        """The line, newline included, encoded (it is ASCII by construction)."""
-        return (self.format(*args) + "\n").encode("ascii", "backslashreplace")
+    def format(self, *args: Any) -> str:
+        """The line alone (no newline)."""
+        return self.format_bytes(*args)[:-1].decode("ascii")
 
 
 class JsonErrorFormatter(logging.Formatter):

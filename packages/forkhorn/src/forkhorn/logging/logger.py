@@ -212,14 +212,15 @@ class Logger:
             inline = metrics.record_source() if metrics is not None else None
             return (formatter.sink(writer, statsd, inline),)
         sinks: list[Sink] = []
-        if direct:
-            sinks.append(writer.sink(formatter.format_bytes))  # type: ignore[union-attr]
-        elif formatter is not None and (writer is not None or self._forward):
-            sinks.append(self._access_line)
         if statsd is not None:
             sinks.append(statsd)
         if metrics is not None:
             sinks.append(metrics.sink())
+        if direct:  # JSON: the writer's sink calls the others (no fan-out frame)
+            then = _fan_out(tuple(sinks)) if sinks else None
+            return (writer.sink(formatter.format_bytes, then),)  # type: ignore[union-attr]
+        if formatter is not None and (writer is not None or self._forward):
+            sinks.insert(0, self._access_line)
         return tuple(sinks)
 
     def bind_worker(self, worker: Any) -> None:

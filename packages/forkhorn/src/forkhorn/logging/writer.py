@@ -81,14 +81,18 @@ class LineWriter:
         if self.line_buffered:
             self.flush()
 
-    def sink(self, format_bytes: Callable[..., bytes]) -> Callable[..., None]:
-        """An access-log sink: ``format_bytes(*args)`` (a line, newline included) written.
-        The common case (a buffered file) runs in one frame; reopen races and errors take
-        ``write_bytes``."""
+    def sink(
+        self, format_bytes: Callable[..., bytes], then: Callable[..., Any] | None = None
+    ) -> Callable[..., None]:
+        """An access-log sink: ``format_bytes(*args)`` (a line, newline included) written,
+        then ``then(*args)`` (the other sinks, if any). The common case (a buffered file)
+        runs in one frame; reopen races and errors take ``write_bytes``."""
         if self.line_buffered:
 
             def write_through(*args: Any) -> None:
                 self.write_bytes(format_bytes(*args))
+                if then is not None:
+                    then(*args)
 
             return write_through
 
@@ -98,6 +102,8 @@ class LineWriter:
                 self.file.write(data)
             except (OSError, ValueError):
                 self.write_bytes(data)
+            if then is not None:
+                then(environ, status, headers, sent, took)
 
         return sink
 
