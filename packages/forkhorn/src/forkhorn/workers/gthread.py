@@ -1,14 +1,21 @@
 """The ``gthread`` worker: a pool of ``threads`` threads plus one selector thread.
 
 Theory of operation:
-- The main thread owns the selector: it accepts (up to ``worker_connections`` open
-  connections; at the cap it stops polling the listeners, so the kernel keeps new
-  connections queued for a sibling worker), parks idle keep-alive connections, and hands a
-  connection that turned readable to the pool through a ``SimpleQueue``.
+- The main thread is the only acceptor: it waits on the listeners and the wake-up pipe,
+  accepts (up to ``worker_connections`` open connections; at the cap it stops polling the
+  listeners, so the kernel keeps new connections queued for a sibling worker) and
+  registers each connection with the poller the pool threads wait on.
+- Accepting is balanced between the workers by the kernel: the listeners are polled
+  ``EPOLLEXCLUSIVE`` (Linux) by one thread per worker, so a new connection wakes a worker
+  whose acceptor is waiting, never one already busy accepting, and each wake-up accepts
+  only ``_ACCEPT_BURST`` connections. When the pool threads polled the listeners too, the
+  first worker nearly always had a thread waiting and took up to 49 of a burst of 50
+  connections, halving the keep-alive throughput for the life of those connections.
 - Connections are registered ``EPOLLONESHOT`` (Linux): an event disarms the connection, so
   exactly one thread owns it; the thread that served it re-arms it itself with one
   ``epoll_ctl``, no round trip through the main thread. Elsewhere a portable selector is
-  used and the thread hands the connection back through a queue and the wake-up pipe.
+  used: the main thread hands a readable connection to the pool through a
+  ``SimpleQueue``, and the thread hands it back through a queue and the wake-up pipe.
 - A connection with pipelined bytes already buffered is served again at once by the same
   thread (never parked: the selector would not see bytes that are already read).
 - Keep-alive: a parked connection idle for ``keepalive`` seconds is closed; ``keepalive = 0``
@@ -53,7 +60,13 @@ from forkhorn.tls import TLSAcceptor
 from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
 from forkhorn.wsgi.handler import Connection, ConnectionHandler, DeadlineExceeded
 
-_ACCEPT_BURST = 64
+#: connections accepted per wake-up of the acceptor: one, so that a burst of new
+#: connections is shared with the sibling workers (see the module docstring)
+_ACCEPT_BURST = 1
+#: how long a worker whose connections are climbing sleeps after an accept: long enough
+#: for a sibling's acceptor to be scheduled (0.1 ms left 1 start in 8 at a 17/33 split of
+#: 50 connections, 0.2 ms none worse than 19/31; see ``_step_aside_if_climbing``)
+_STEP_ASIDE = 0.0002
 #: ready connections a pool thread takes per wait, and how long it may spend on them
 #: before handing the rest back to the other threads
 #: (16 rather than 4: +25-30% keep-alive hello req/s in same-run A/B on the 2-core box,
@@ -79,20 +92,33 @@ class ThreadConnection(Connection):
 
 
 class _EpollPoller:
-    """Linux: the pool threads wait on the epoll themselves (one event each, so the kernel
-    hands every ready connection to exactly one thread); one-shot registrations are
-    re-armed by the thread that served the connection. No hand-off through the main
-    thread: a keep-alive request costs one ``epoll_wait`` and one ``epoll_ctl``."""
+    """Linux: the pool threads wait on the connections' epoll themselves (one event each,
+    so the kernel hands every ready connection to exactly one thread); one-shot
+    registrations are re-armed by the thread that served the connection. No hand-off
+    through the main thread: a keep-alive request costs one ``epoll_wait`` and one
+    ``epoll_ctl``. The main thread waits on a second epoll: the wake-up pipe and the
+    listeners, ``EPOLLEXCLUSIVE`` (the kernel wakes one waiting worker per connection)."""
 
     ONESHOT = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
-    threads_poll = True
 
-    def __init__(self) -> None:
+    def __init__(self, wakeup_fd: int) -> None:
         self._epoll = select.epoll()
+        self._main = select.epoll()
+        self._main.register(wakeup_fd, select.EPOLLIN)
         self._listener_flags = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
 
     def add_listener(self, fd: int) -> None:
-        self._epoll.register(fd, self._listener_flags)
+        self._main.register(fd, self._listener_flags)
+
+    def remove_listener(self, fd: int) -> None:
+        try:
+            self._main.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def poll_main(self, timeout: float) -> list[int]:
+        """The main thread's wait: ready listeners and the wake-up pipe."""
+        return [fd for fd, _ in self._main.poll(timeout)]
 
     def remove(self, fd: int) -> None:
         try:
@@ -108,18 +134,20 @@ class _EpollPoller:
         self._epoll.modify(conn.sock.fileno(), self.ONESHOT)
 
     def poll(self, timeout: float, most: int = -1) -> list[int]:
-        """Ready fds (connections or listeners), at most ``most``."""
+        """Ready connections' fds, at most ``most`` (the pool threads' wait)."""
         return [fd for fd, _ in self._epoll.poll(timeout, most)]
+
+    def returned(self) -> None:
+        """Nothing to take back: the pool threads re-arm their connections themselves."""
 
     def close(self) -> None:
         self._epoll.close()
+        self._main.close()
 
 
 class _SelectorPoller:
     """Portable: only the main thread touches the selector and hands ready connections to
     the pool through a queue; threads hand connections back through the wake-up pipe."""
-
-    threads_poll = False
 
     def __init__(self, wakeup_fd: int, wakeup_write: int, conns: dict[int, Any]) -> None:
         self._selector = selectors.DefaultSelector()
@@ -137,6 +165,8 @@ class _SelectorPoller:
         except (KeyError, ValueError, OSError):
             pass
 
+    remove_listener = remove
+
     def add(self, conn: ThreadConnection) -> None:
         self._selector.register(conn.sock.fileno(), selectors.EVENT_READ)
 
@@ -147,7 +177,8 @@ class _SelectorPoller:
         except OSError:
             pass
 
-    def poll(self, timeout: float) -> list[int]:
+    def poll_main(self, timeout: float) -> list[int]:
+        """The main thread's wait: listeners, the wake-up pipe and parked connections."""
         fds = [key.fd for key, _ in self._selector.select(timeout)]
         for fd in fds:
             if fd in self._conns:
@@ -178,6 +209,9 @@ class ThreadWorker(Worker):
         self._queue: queue.SimpleQueue[ThreadConnection | None] = queue.SimpleQueue()
         self._count_lock = threading.Lock()
         self._open = 0
+        #: ``_open`` right after the last accept (see ``_step_aside_if_climbing``)
+        self._open_after_accept = 0
+        self._has_siblings = self.cfg.workers > 1
         self._accepting = False
         self._poller: Any = None
         self._tls: Any = None
@@ -196,7 +230,7 @@ class ThreadWorker(Worker):
         gc.freeze()
         self._tls = TLSAcceptor.for_worker(self)
         if hasattr(select, "epoll"):
-            self._poller = _EpollPoller()
+            self._poller = _EpollPoller(self.PIPE[0])
             thread_main = self._poll_main
         else:
             self._poller = _SelectorPoller(self.PIPE[0], self.PIPE[1], self._conns)
@@ -215,12 +249,12 @@ class ThreadWorker(Worker):
             while self.alive:
                 self.notify()
                 self._wait(tick)
-                if not self._accepting:
-                    with self._count_lock:
-                        self._resume_accepting()
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + tick
+                    if not self._accepting:  # paused for want of descriptors: try again
+                        with self._count_lock:
+                            self._resume_accepting()
                     if self.ppid != os.getppid():
                         self.log.info("Parent changed, shutting down: %s", self)
                         break
@@ -233,15 +267,9 @@ class ThreadWorker(Worker):
             self._poller.close()
 
     def _wait(self, timeout: float) -> None:
-        """The main thread's wait: signals (and, without epoll, ready connections)."""
-        if self._poller.threads_poll:
-            try:
-                select.select([self.PIPE[0]], [], [], timeout)
-            except OSError:
-                pass
-            self._drain_pipe()
-        else:
-            self._dispatch(self._poller.poll(timeout), time.monotonic())
+        """The main thread's wait: new connections, signals (and, without epoll, ready
+        connections)."""
+        self._dispatch(self._poller.poll_main(timeout), time.monotonic())
 
     def _tick(self) -> float:
         candidates = [1.0]
@@ -254,7 +282,8 @@ class ThreadWorker(Worker):
         return max(0.05, min(candidates))
 
     def _dispatch(self, ready: list[int], now: float) -> None:
-        """Without epoll: hand ready connections to the pool, accept, take returns."""
+        """Accept, take signals; without epoll, also hand ready connections to the pool
+        and take back the ones it returned."""
         conns = self._conns
         put = self._queue.put
         for fd in ready:
@@ -265,13 +294,31 @@ class ThreadWorker(Worker):
                 put(conn)
             elif fd in self._listeners:
                 self._accept(*self._listeners[fd])
+                self._step_aside_if_climbing()
             elif fd == self.PIPE[0]:
                 self._drain_pipe()
                 self._poller.returned()
 
-    def _accept(self, sock: socket.socket, server: Any) -> None:
+    def _step_aside_if_climbing(self) -> None:
+        """Share a burst of new connections with the sibling workers.
+
+        When this worker's open connections climb from one accept to the next (a client
+        opening its pool: nothing closed in between), its acceptor sleeps a moment: that
+        frees its CPU for a sibling's acceptor, which the kernel has woken for the next
+        connection (``EPOLLEXCLUSIVE``) but which, on a machine with few cores, would
+        otherwise wait for a CPU while this one takes the whole burst. A steady stream of
+        short connections (accepts and closes alternating) is never paused.
+        """
+        opened = self._open
+        climbing = opened > self._open_after_accept
+        self._open_after_accept = opened
+        if climbing and self._has_siblings:
+            time.sleep(_STEP_ASIDE)
+
+    def _accept(self, sock: socket.socket, server: Any, most: int = _ACCEPT_BURST) -> None:
+        """Accept up to ``most`` queued connections, within ``worker_connections``."""
         limit = self.cfg.worker_connections
-        for _ in range(_ACCEPT_BURST):
+        for _ in range(most):
             with self._count_lock:
                 if self._open >= limit:
                     self._set_accepting(False)
@@ -314,7 +361,7 @@ class ThreadWorker(Worker):
             if accepting:
                 self._poller.add_listener(fd)
             else:
-                self._poller.remove(fd)
+                self._poller.remove_listener(fd)
 
     def _sweep(self, now: float) -> None:
         """Close idle connections past their wait; end requests past ``timeout``."""
@@ -366,7 +413,7 @@ class ThreadWorker(Worker):
         # one worker only. One announced to this worker before it stopped polling would
         # wait unseen until the next connection: take what is queued now and serve it.
         for sock, server in list(self._listeners.values()):
-            self._accept(sock, server)
+            self._accept(sock, server, most=self.cfg.worker_connections)
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while True:
             now = time.monotonic()
@@ -398,7 +445,6 @@ class ThreadWorker(Worker):
         """
         poll = self._poller.poll
         conns = self._conns
-        listeners = self._listeners
         monotonic = time.monotonic
         while self._running:
             ready = poll(0.5, _BATCH)
@@ -406,10 +452,6 @@ class ThreadWorker(Worker):
             for index, fd in enumerate(ready):
                 conn = conns.get(fd)
                 if conn is None:
-                    # accept even while stopping: with EPOLLEXCLUSIVE this worker may be the
-                    # only one told about the connection (it is served before the stop ends)
-                    if fd in listeners:
-                        self._accept(*listeners[fd])
                     continue
                 now = monotonic()
                 if index and now - started > _BATCH_BUDGET:
