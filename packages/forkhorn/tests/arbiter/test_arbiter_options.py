@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import LoadClient, children, wait_for
 from forkhorn.arbiter.pidfile import read_pid
+from forkhorn.testing.processes import socket_inodes
 
 # --- reuse_port ------------------------------------------------------------------------
 
@@ -35,28 +36,21 @@ def _listening_inodes(port: int) -> set[str]:
     return found
 
 
-def _socket_inodes(pid: int) -> set[str]:
-    found = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            found.add(target[len("socket:[") : -1])
-    return found
+def _inodes(pid: int) -> set[str]:
+    """The inode numbers of the sockets ``pid`` holds (``socket:[N]`` -> ``N``)."""
+    return {link[len("socket:[") : -1] for link in socket_inodes(pid)}
 
 
 def _own_sockets(master: int, workers: list[int], port: int) -> dict[int, set[str]] | None:
     """Each worker's listening sockets other than the master's shared one, once every worker
     holds the shared socket and exactly one of its own; None until then."""
     listening = _listening_inodes(port)
-    shared = _socket_inodes(master) & listening
+    shared = _inodes(master) & listening
     if len(shared) != 1:
         return None
     own = {}
     for pid in workers:
-        mine = _socket_inodes(pid) & listening
+        mine = _inodes(pid) & listening
         if not shared <= mine or len(mine - shared) != 1:
             return None
         own[pid] = mine - shared

@@ -15,8 +15,9 @@ import socket
 import time
 from functools import partial
 
+from forkhorn.testing.processes import polls_listeners
 from reliability_load import LoadClient, Slowloris, percentile
-from reliability_support import Server, Servers, polls_listeners, report, socket_count, wait_for
+from reliability_support import Server, Servers, report, socket_count, wait_for
 
 #: arguments per worker class (cooperative workers need none)
 WORKER_ARGS = {"gthread": ("--threads", "4")}

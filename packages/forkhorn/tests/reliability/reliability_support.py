@@ -50,34 +50,6 @@ def socket_count(pid: int) -> int:
     return count
 
 
-def _socket_inodes(pid: int) -> dict[str, int]:
-    """``socket:[inode]`` -> fd number, for every socket ``pid`` holds."""
-    found = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:"):
-            found[link] = int(fd)
-    return found
-
-
-def polls_listeners(worker: int, master: int) -> bool:
-    """Whether ``worker`` has the master's listening sockets in an epoll set: it is
-    accepting, whether or not the kernel has handed it a connection yet (epoll workers)."""
-    try:
-        shared = set(_socket_inodes(master))
-        listeners = {fd for link, fd in _socket_inodes(worker).items() if link in shared}
-        for fd in os.listdir(f"/proc/{worker}/fdinfo"):
-            for line in Path(f"/proc/{worker}/fdinfo/{fd}").read_text().splitlines():
-                if line.startswith("tfd:") and int(line.split()[1]) in listeners:
-                    return True
-    except OSError:
-        pass
-    return False
-
-
 def rss(pid: int) -> int:
     with open(f"/proc/{pid}/statm", "rb") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -5,6 +5,8 @@
   behind, even one whose master it broke. It may be called more than once.
 - ``children``, ``session_members``, ``end_session``: the process tree, read from ``/proc``
   (the arbiter and reliability tests count workers and check nothing outlived a test).
+- ``socket_inodes``, ``polls_listeners``: which sockets a process holds, and whether a
+  worker is waiting on its master's listeners (it takes new connections).
 - ``wait_for``: poll a predicate, bounded in time.
 """
 
@@ -162,3 +164,31 @@ def end_session(sid: int, timeout: float) -> list[int]:
                 pass
         return strays
     return []
+
+
+def socket_inodes(pid: int) -> dict[str, int]:
+    """``socket:[inode]`` -> fd number, for every socket ``pid`` holds."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            found[link] = int(fd)
+    return found
+
+
+def polls_listeners(worker: int, master: int) -> bool:
+    """Whether ``worker`` has the master's listening sockets in an epoll set: it is
+    accepting, whether or not the kernel has handed it a connection yet (epoll workers)."""
+    try:
+        shared = set(socket_inodes(master))
+        listeners = {fd for link, fd in socket_inodes(worker).items() if link in shared}
+        for fd in os.listdir(f"/proc/{worker}/fdinfo"):
+            for line in Path(f"/proc/{worker}/fdinfo/{fd}").read_text().splitlines():
+                if line.startswith("tfd:") and int(line.split()[1]) in listeners:
+                    return True
+    except OSError:
+        pass
+    return False
