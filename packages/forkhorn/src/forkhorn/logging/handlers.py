@@ -17,6 +17,9 @@ Gunicorn's meaning throughout:
 
 from __future__ import annotations
 
+# json stays a master import (it is cheap): a worker that dropped privileges (-u/-g) may
+# not be able to read the stdlib when the app imports it, and Gunicorn's master has it too.
+import json
 import logging
 import os
 import socket
@@ -88,8 +91,6 @@ def apply_logconfig(cfg: Any) -> None:
     elif getattr(cfg, "logconfig_json", None):
         path = cfg.logconfig_json
         try:
-            import json  # only for this setting, like logging.config below
-
             with open(path, encoding="utf-8") as handle:
                 given = json.load(handle)
         except (OSError, ValueError) as exc:
