@@ -18,7 +18,6 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from forkhorn import __version__
@@ -38,14 +37,21 @@ class UsageError(Exception):
     """A command-line problem found after parsing (exit code 2)."""
 
 
-@dataclass
 class CommandLine:
     """What one parse produced: raw setting values and the non-setting switches."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    app_uri: str | None = None
-    plugins: list[str] = field(default_factory=list)
-    list_workers: bool = False
+    # A plain class, not a dataclass: a dataclass compiles generated methods at import time.
+    def __init__(
+        self,
+        values: dict[str, Any] | None = None,
+        app_uri: str | None = None,
+        plugins: list[str] | None = None,
+        list_workers: bool = False,
+    ) -> None:
+        self.values: dict[str, Any] = {} if values is None else values
+        self.app_uri = app_uri
+        self.plugins: list[str] = [] if plugins is None else plugins
+        self.list_workers = list_workers
 
 
 class ForkhornArgumentParser(argparse.ArgumentParser):

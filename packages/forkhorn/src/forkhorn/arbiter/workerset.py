@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from forkhorn.arbiter import process
@@ -47,16 +46,22 @@ class HaltServer(Exception):
         self.exit_status = exit_status
 
 
-@dataclass
 class WorkerProcess:
-    pid: int
-    worker: Worker
-    slot: WorkerSlot
-    age: int
-    generation: int
-    terminating: bool = False
-    aborted_at: float | None = None
-    kill_at: float | None = None  # SIGKILL deadline (after TERM or ABRT)
+    """The master's record of one worker process."""
+
+    # A plain class, not a dataclass: a dataclass compiles generated methods at import time.
+    def __init__(self, pid: int, worker: Worker, slot: WorkerSlot, age: int, generation: int):
+        self.pid = pid
+        self.worker = worker
+        self.slot = slot
+        self.age = age
+        self.generation = generation
+        self.terminating = False
+        self.aborted_at: float | None = None
+        self.kill_at: float | None = None  # SIGKILL deadline (after TERM or ABRT)
+
+    def __repr__(self) -> str:
+        return f"WorkerProcess(pid={self.pid}, age={self.age}, generation={self.generation})"
 
     @property
     def ready(self) -> bool:

@@ -27,7 +27,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from forkhorn.config.config import Config, ConfigError
@@ -46,15 +45,16 @@ class ConfigFileError(Exception):
         self.location = location
 
 
-@dataclass
 class LoadedConfig:
-    cfg: Config
-    #: server hooks defined by the config file, adapted to the hookspec's arity
-    hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    #: the config file used (None: none)
-    location: str | None = None
-    #: Gunicorn settings the config file set that forkhorn does not implement
-    unsupported: list[str] = field(default_factory=list)
+    # A plain class, not a dataclass: a dataclass compiles generated methods at import time.
+    def __init__(self, cfg: Config, location: str | None = None) -> None:
+        self.cfg = cfg
+        #: server hooks defined by the config file, adapted to the hookspec's arity
+        self.hooks: dict[str, Callable[..., Any]] = {}
+        #: the config file used (None: none)
+        self.location = location
+        #: Gunicorn settings the config file set that forkhorn does not implement
+        self.unsupported: list[str] = []
 
 
 def locate_config(explicit: str | None, cwd: str | None = None) -> str | None:

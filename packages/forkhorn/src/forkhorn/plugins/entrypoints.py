@@ -22,16 +22,15 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: ``module[:attr]`` with optional ``[extras]`` (importlib.metadata's EntryPoint.pattern)
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 _INFO_SUFFIXES = (".dist-info", ".egg-info")
 
 
-@dataclass(frozen=True)
-class EntryPoint:
+# A NamedTuple, not a dataclass: a dataclass compiles generated methods at import time.
+class EntryPoint(NamedTuple):
     name: str
     value: str
     group: str
@@ -151,7 +150,11 @@ def _from_importlib_metadata(
 ) -> Iterator[EntryPoint]:
     import importlib.metadata
 
-    found = importlib.metadata.distributions(**({"path": path} if path is not None else {}))
+    found = (
+        importlib.metadata.distributions()
+        if path is None
+        else importlib.metadata.distributions(path=path)
+    )
     for dist in found:
         for ep in dist.entry_points:
             if ep.group == group and (name is None or ep.name == name):

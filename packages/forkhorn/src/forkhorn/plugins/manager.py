@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -38,8 +37,8 @@ class PluginLoadError(Exception):
     """A plugin could not be loaded; the message names it and its distribution."""
 
 
-@dataclass(frozen=True)
-class PluginSwitches:
+# A NamedTuple, not a dataclass: a dataclass compiles generated methods at import time.
+class PluginSwitches(NamedTuple):
     autoload: bool = True
     blocked: tuple[str, ...] = ()
     load: tuple[str, ...] = ()

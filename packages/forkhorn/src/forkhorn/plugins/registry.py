@@ -13,8 +13,7 @@ the user sees, chained (``raise ... from``) to the root cause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -49,8 +48,8 @@ class WorkerImportError(WorkerClassError):
     """The chosen worker's module could not be imported or has no such class."""
 
 
-@dataclass(frozen=True)
-class Origin:
+# A NamedTuple, not a dataclass: a dataclass compiles generated methods at import time.
+class Origin(NamedTuple):
     """Who registered a worker: the distribution (name, version) and the pluggy plugin name."""
 
     distribution: str
@@ -61,8 +60,7 @@ class Origin:
         return f"{self.distribution} {self.version}".strip()
 
 
-@dataclass(frozen=True)
-class WorkerEntry:
+class WorkerEntry(NamedTuple):
     name: str
     target: str
     summary: str
