@@ -113,6 +113,14 @@ def test_heartbeat_and_request_tracking_write_the_slot():
     assert [v.index for v in board.views()] == [worker.slot.index]
 
 
+def test_the_request_label_follows_every_change_of_request():
+    slot = HeartbeatBoard(capacity=1).allocate()
+    for method, path in [("GET", "/a"), ("GET", "/a"), ("GET", "/b"), ("POST", "/b"),
+                         ("GET", "/a-much-longer-path"), ("GET", "/a")]:  # fmt: skip
+        slot.request_started(method, path)
+        assert slot.read().request_label == f"{method} {path}"
+
+
 def test_the_master_never_reads_a_beat_half_written():
     """A worker process beating as fast as it can while the master reads its slot: every
     read is a real beat. (``struct.pack_into`` zeroes a field before copying it in, so

@@ -89,7 +89,10 @@ class SlotView:
 class WorkerSlot:
     """The part of the board one worker writes. Cheap methods: a store or two each."""
 
-    __slots__ = ("_base", "_beat", "_buf", "_counts", "_reals", "_requests", "_start", "index")
+    __slots__ = (
+        "_base", "_beat", "_buf", "_counts", "_label_of", "_reals", "_requests", "_start",
+        "index",
+    )  # fmt: skip
 
     def __init__(
         self, buf: mmap.mmap, reals: memoryview[float], counts: memoryview[int], index: int
@@ -103,6 +106,9 @@ class WorkerSlot:
         self._beat = first + _WORD_BEAT  # item indexes of this slot's numbers
         self._start = first + _WORD_REQUEST
         self._requests = first + _WORD_REQUESTS
+        #: (method, path) of the label in the slot: a request like the last one (a client
+        #: polling the same URL, a benchmark) does not encode and copy it again
+        self._label_of: tuple[str, str] | None = None
 
     def beat(self) -> None:
         self._reals[self._beat] = time.monotonic()
@@ -119,13 +125,19 @@ class WorkerSlot:
 
     def request_started(self, method: str, path: str) -> None:
         now = time.monotonic()
+        label_of = self._label_of
+        if label_of is None or label_of[1] != path or label_of[0] != method:
+            self._write_label(method, path)
+        reals = self._reals
+        reals[self._beat] = now
+        reals[self._start] = now
+
+    def _write_label(self, method: str, path: str) -> None:
         label = f"{method} {path}".encode("latin-1", "replace")[:_LABEL_MAX]
         base = self._base
         self._buf[base + _OFF_LABEL : base + _OFF_LABEL + len(label)] = label
         self._buf[base + _OFF_LABEL_LEN] = len(label)
-        reals = self._reals
-        reals[self._beat] = now
-        reals[self._start] = now
+        self._label_of = (method, path)
 
     def request_finished(self, requests_served: int) -> None:
         self._reals[self._start] = 0.0

@@ -112,7 +112,8 @@ class EnvironBuilder:
         }
         self._bases: dict[Any, dict[str, Any]] = {}
         self._keys: dict[str, str] = dict(_CGI_KEYS)
-        self._hosts: dict[tuple[str, str], tuple[str, str]] = {}
+        #: Host value -> (SERVER_NAME, SERVER_PORT), one cache per default port
+        self._hosts: dict[str, dict[str, tuple[str, str]]] = {"80": {}, "443": {}}
 
     def base_for(self, server_addr: Any) -> dict[str, Any]:
         """The environ keys shared by every request on the listener ``server_addr``."""
@@ -181,12 +182,12 @@ class EnvironBuilder:
                 environ["SERVER_PORT"] = str(req.port)
         elif host:
             default_port = "443" if environ["wsgi.url_scheme"] == "https" else "80"
-            cache_key = (host, default_port)
-            server = self._hosts.get(cache_key)
+            hosts = self._hosts[default_port]
+            server = hosts.get(host)
             if server is None:
                 server = _split_host(host, default_port)
-                if len(self._hosts) < _CACHE_MAX:
-                    self._hosts[cache_key] = server
+                if len(hosts) < _CACHE_MAX:
+                    hosts[host] = server
             environ["SERVER_NAME"], environ["SERVER_PORT"] = server
 
         path = req.path
