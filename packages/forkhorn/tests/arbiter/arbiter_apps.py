@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -19,8 +18,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         hang_forever()
     if path == "/ids":
-        ids = {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
-        body = (json.dumps({**ids, "groups": sorted(os.getgroups())}) + "\n").encode()
+        # JSON by hand: this module is imported after the worker dropped privileges, and a
+        # stdlib module the master did not import (json) may not be readable then (a
+        # Python installed under /root, as on the CI machines)
+        groups = ", ".join(str(group) for group in sorted(os.getgroups()))
+        body = (f'{{"pid": {os.getpid()}, "uid": {os.getuid()}, "gid": {os.getgid()}, '
+                f'"groups": [{groups}]}}\n').encode()  # fmt: skip
     else:
         body = f"pid={os.getpid()}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
