@@ -411,9 +411,8 @@ class ConnectionHandler:
 
     # -- request level ------------------------------------------------------------------
 
-    def _input_for(self, conn: Connection, req: Request) -> Any:
-        if not req.chunked and not req.content_length:
-            return self.empty_input
+    def _body_input(self, conn: Connection, req: Request) -> Any:
+        """``wsgi.input`` for a request that announced a body (chunked or a length)."""
         decoder = body_decoder(req, self.limits)  # 413 before any body when CL says so
         if decoder is None:
             return self.empty_input
@@ -423,7 +422,10 @@ class ConnectionHandler:
 
     def _handle(self, conn: Connection, req: Request) -> bool:
         try:
-            inp = self._input_for(conn, req)
+            if req.chunked or req.content_length:
+                inp = self._body_input(conn, req)
+            else:
+                inp = self.empty_input  # most requests: no call, no object
             environ = self.environ.build(req, conn, inp)
             if self._request_id is not None:
                 self._request_id(environ)
