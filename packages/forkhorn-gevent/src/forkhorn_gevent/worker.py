@@ -11,21 +11,25 @@ is patched only when the app is preloaded; otherwise ``patch_master`` merely imp
 master stays an ordinary process. Connection green threads are raw
 greenlets (``gevent.spawn_raw``: no result/link machinery to pay for). Accepted sockets are
 ``_GeventSocket``: gevent's cooperative socket with a zero-copy ``sendfile`` (gevent's own
-falls back to read/send in 8 KiB blocks) and two fast paths: one ``send`` for a whole
-response (gevent's ``sendall`` asks for ``SO_SNDBUF`` first, a syscall per response), and
-after a response a wait for readability before ``recv`` (no failing ``recv`` per keep-alive
-request). A keep-alive request then costs one ``recv`` and one ``send`` syscall.
+falls back to read/send in 8 KiB blocks) and two fast paths: ``send``/``sendall`` go
+straight to the socket (gevent's ``sendall`` asks for ``SO_SNDBUF`` first, a syscall per
+response), and after a send a wait for readability before ``recv`` (no failing ``recv``
+per keep-alive request). A keep-alive request then costs one ``recv`` and one ``send``
+syscall.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from forkhorn.workers.cooperative import CooperativeWorker, cooperative_sendfile
 
 from forkhorn_gevent import patching
+
+_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
 
 
 class GeventWorker(CooperativeWorker):
@@ -143,7 +147,24 @@ def _make_socket_class() -> type:
                 self._expect_quiet = False
                 if self.timeout != 0.0:
                     self._wait(self._read_event)
+            # gevent's recv loop, without its frame on the hot path (data is there)
+            try:
+                return self._sock.recv(*args)  # type: ignore[no-any-return]
+            except BlockingIOError:
+                if self.timeout == 0.0:
+                    raise
             return super().recv(*args)  # type: ignore[no-any-return]
+
+        def send(self, data: Any, flags: int = 0, *args: Any) -> int:
+            # The handler writes a response with one send(MSG_DONTWAIT): straight to the
+            # socket, and the next recv waits for the client's answer first (see recv).
+            self._expect_quiet = True
+            try:
+                return self._sock.send(data, flags)  # type: ignore[no-any-return]
+            except BlockingIOError:
+                if flags & _DONTWAIT:
+                    raise  # the caller waits for room itself, under its write_timeout
+            return super().send(data, flags, *args)  # type: ignore[no-any-return]
 
         def sendall(self, data: Any, flags: int = 0) -> None:
             # One send() usually takes a whole response; gevent's sendall would first ask
