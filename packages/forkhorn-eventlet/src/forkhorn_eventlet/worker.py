@@ -11,7 +11,7 @@ this module imports no eventlet. Connection green threads come from ``eventlet.s
 (raw greenlets, no GreenThread result machinery). Accepted sockets are ``_EventletSocket``:
 eventlet's ``GreenSocket`` plus a cooperative ``sendmsg`` and a zero-copy ``sendfile``
 (``GreenSocket`` forwards both to the raw non-blocking socket, where they would fail), and
-two fast paths: one ``send`` for a whole response, and after a response a wait for
+two fast paths: ``send``/``sendall`` straight to the socket, and after a send a wait for
 readability before ``recv`` (no failing ``recv`` per keep-alive request).
 
 Websockets: an app built on ``eventlet.websocket.WebSocketWSGI`` (Flask-SocketIO style)
@@ -25,12 +25,15 @@ response of its own.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from forkhorn.workers.cooperative import CooperativeWorker, cooperative_sendfile
 
 from forkhorn_eventlet import patching
+
+_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
 
 
 class ConnectionTakenOver(BaseException):
@@ -127,6 +130,17 @@ def _make_socket_class() -> type:
                 return self.fd.recv(bufsize, flags)  # type: ignore[no-any-return]
             except OSError:  # would block, or closed: GreenSocket's loop knows what to do
                 return super().recv(bufsize, flags)  # type: ignore[no-any-return]
+
+        def send(self, data: Any, flags: int = 0) -> int:
+            # The handler writes a response with one send(MSG_DONTWAIT): straight to the
+            # socket, and the next recv waits for the client's answer first (see recv).
+            self._expect_quiet = True
+            try:
+                return self.fd.send(data, flags)  # type: ignore[no-any-return]
+            except BlockingIOError:
+                if flags & _DONTWAIT:
+                    raise  # the caller waits for room itself, under its write_timeout
+            return super().send(data, flags)  # type: ignore[no-any-return]
 
         def sendall(self, data: Any, flags: int = 0) -> None:
             # One send() usually takes a whole response: skip GreenSocket's three layers.
