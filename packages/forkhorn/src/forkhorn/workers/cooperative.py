@@ -55,6 +55,9 @@ from typing import Any
 
 from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
 
+_worker_request_started = Worker.request_started
+_worker_request_finished = Worker.request_finished
+
 _CLIENT_GONE_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT, errno.EBADF}
 )
@@ -382,12 +385,13 @@ class CooperativeWorker(Worker):
     def request_started(self, method: str, path: str) -> None:
         self._state[self._current()] = (monotonic(), method)
         # the base records it in the heartbeat slot (diagnosis names the latest request)
-        # and in the metrics board (the in-flight gauge)
-        super().request_started(method, path)
+        # and in the metrics board (the in-flight gauge); called directly: super() builds
+        # a proxy object on every call, twice per request
+        _worker_request_started(self, method, path)
 
     def request_finished(self) -> None:
         self._state[self._current()] = (monotonic(), None)
-        super().request_finished()
+        _worker_request_finished(self)
 
     def connection_taken_over(self) -> None:
         """The app now speaks its own protocol on this connection (a websocket): it may
