@@ -147,13 +147,14 @@ def _make_socket_class() -> type:
                 self._expect_quiet = False
                 if self.timeout != 0.0:
                     self._wait(self._read_event)
-            # gevent's recv loop, without its frame on the hot path (data is there)
-            try:
-                return self._sock.recv(*args)  # type: ignore[no-any-return]
-            except BlockingIOError:
-                if self.timeout == 0.0:
-                    raise
-            return super().recv(*args)  # type: ignore[no-any-return]
+            # gevent's recv loop, without its frame (nor a second failing recv)
+            while True:
+                try:
+                    return self._sock.recv(*args)  # type: ignore[no-any-return]
+                except BlockingIOError:
+                    if self.timeout == 0.0:
+                        raise
+                self._wait(self._read_event)
 
         def send(self, data: Any, flags: int = 0, *args: Any) -> int:
             # The handler writes a response with one send(MSG_DONTWAIT): straight to the
