@@ -3,9 +3,9 @@
 Two moments, never both for one process:
 
 - default: in each worker, right after fork, before signals, the heartbeat and the app are
-  set up (``GeventWorker.init_process``). The master stays an ordinary process: it imports
-  gevent (and ``ssl``) so that the workers share them, but never patches, so the arbiter's
-  signal handling, ``waitpid`` and sleeps are the plain stdlib ones.
+  set up (``GeventWorker.init_process``). The master stays an ordinary process: gevent is
+  not even imported there, so the arbiter's signal handling, ``waitpid`` and sleeps are the
+  plain stdlib ones.
 - ``preload_app``: the app is imported in the master, so the master is patched first, by
   ``GeventWorker.patch_master(preload=True)``, which the bootstrap calls right after the
   worker class is resolved: before logging, the config file and the app. Workers inherit
@@ -15,8 +15,7 @@ Two moments, never both for one process:
 ``patch()`` is idempotent: a worker of a patched master does not patch again (a second
 ``patch_all`` with other arguments is what raises gevent's "Patching more than once"
 ``MonkeyPatchWarning``). Nothing here imports gevent at module level: importing this module
-(or the worker class, or the plugin) leaves ``sys.modules`` free of gevent; only the
-bootstrap's ``patch_master`` call brings it in.
+(or the worker class) in the master must leave ``sys.modules`` free of gevent.
 
 Pitfalls this order avoids (the ones Gunicorn users meet): ``ssl`` imported before the
 patch ("Monkey-patching ssl after ssl has already been imported", then recursion errors or

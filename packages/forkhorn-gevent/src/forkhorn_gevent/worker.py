@@ -5,10 +5,9 @@ per-request timeouts, idle keep-alive expiry, graceful stop) lives in
 ``forkhorn.workers.cooperative.CooperativeWorker``; this module only says how gevent
 patches, spawns, sleeps, schedules and makes sockets cooperative.
 
-Invariants: importing this module imports no gevent. The master of ``forkhorn -k gevent``
-is patched only when the app is preloaded; otherwise ``patch_master`` merely imports gevent,
-``ssl`` and the handler stack unpatched (``_warm_master``: less memory per worker) and the
-master stays an ordinary process. Connection green threads are raw
+Invariants: gevent is imported only after fork, or in the master through ``patch_master``
+when the app is preloaded: importing this module imports no gevent, so the master of
+``forkhorn -k gevent`` stays an ordinary process. Connection green threads are raw
 greenlets (``gevent.spawn_raw``: no result/link machinery to pay for). Accepted sockets are
 ``_GeventSocket``: gevent's cooperative socket with a zero-copy ``sendfile`` (gevent's own
 falls back to read/send in 8 KiB blocks) and two fast paths: ``send``/``sendall`` go
@@ -38,12 +37,20 @@ class GeventWorker(CooperativeWorker):
     @classmethod
     def patch_master(cls, preload: bool) -> None:
         # Only a preloaded app needs a patched master; otherwise patching waits for the
-        # fork and the master only imports, unpatched, what the workers will use
-        # (see forkhorn_gevent.patching and _warm_master).
+        # fork so the master never loads gevent (see forkhorn_gevent.patching).
         if preload:
             patching.patch()
         else:
-            _warm_master()
+            # Load OpenSSL (the C ``_ssl`` module: not ``ssl``, not gevent, nothing to
+            # patch) once in the master. ``patch_all`` in each worker imports ``ssl``; when
+            # libssl/libcrypto were first loaded and initialised there, every worker paid
+            # ~2.5 MiB of RSS for it (the pages Gunicorn's workers share with its master).
+            # The HTTP/WSGI handler stack likewise (-0.9 MiB per worker): it imports neither
+            # gevent nor ``ssl`` and holds no reference that patching must replace.
+            import _ssl  # noqa: F401
+
+            import forkhorn.tls
+            import forkhorn.wsgi.handler  # noqa: F401
 
     def _green_process(self) -> None:
         patched_in_master = patching.is_patched()
@@ -78,38 +85,6 @@ class GeventWorker(CooperativeWorker):
         green = self._socket_class(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
         green.settimeout(None)
         return green
-
-
-def _warm_master() -> None:
-    """Import, unpatched, in the master what every worker would otherwise import itself.
-
-    Measured in idle workers (``-w 2 -k gevent``, the bench app): 30.0 -> 25.9 MiB each.
-    A forked child inherits the master's anonymous memory either way, but not its
-    page-table entries for shared-library pages, and a module imported after the fork
-    leaves its garbage and heap growth in every worker. Imported here instead:
-
-    - ``ssl``: ``patch_all`` imports it in each worker, and its import initialises
-      OpenSSL's object tables (``ssl.Purpose`` looks up two OIDs): -1.2 MiB per worker.
-      gevent patches ``ssl`` in place; it warns only when *other* modules already hold
-      ``ssl.SSLContext`` (a config file importing urllib3), whether or not ``ssl`` was
-      imported here first.
-    - gevent itself, greenlet (its C++ runtime, libstdc++) and the modules the worker
-      uses: -1.9 MiB. Importing gevent patches nothing and starts no hub or thread: the
-      arbiter's sockets, signals, ``waitpid`` and sleeps stay the stdlib's, and each
-      worker creates its own hub after ``patch_all``. Gunicorn's master does the same.
-    - the HTTP/WSGI handler stack, which the sync and gthread workers also import in
-      the master: -0.9 MiB. It takes no references that patching would have to replace
-      (``socket``, ``time``, ``threading`` are used through their modules).
-    """
-    import ssl  # noqa: F401
-
-    import forkhorn.tls
-    import forkhorn.wsgi.handler  # noqa: F401
-    import gevent
-    import gevent.lock
-    import gevent.monkey
-    import gevent.queue
-    import gevent.socket  # noqa: F401
 
 
 def _make_socket_class() -> type:
