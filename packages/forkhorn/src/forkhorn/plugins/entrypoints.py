@@ -8,11 +8,10 @@ read, and the name and version (the ``METADATA``/``PKG-INFO`` headers) only of t
 distributions that declare the group.
 
 Invariants: the order is ``importlib.metadata.distributions()``'s (``sys.path`` order, then
-directory order grouped by project name), so the first
-of two distributions claiming one name is the one ``importlib.metadata`` would find first.
-A ``sys.path`` entry that is not a directory (a zip archive) and any extra
-distribution finder on ``sys.meta_path`` are left to ``importlib.metadata`` itself, so
-nothing it would find is missed.
+directory order grouped by project name), so of two distributions claiming one name the
+first named is the one ``importlib.metadata`` finds first. A ``sys.path`` entry that is not
+a directory (a zip archive) and any extra distribution finder on ``sys.meta_path`` are
+left to ``importlib.metadata`` itself, so nothing it would find is missed.
 """
 
 from __future__ import annotations

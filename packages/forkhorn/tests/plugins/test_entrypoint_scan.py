@@ -1,0 +1,74 @@
+"""The cheap entry-point scan finds what importlib.metadata finds, in the same order."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from pathlib import Path
+
+import pytest
+from forkhorn.plugins.entrypoints import entry_points
+
+GROUP = "forkhorn.plugins"
+
+
+def install(site: Path, dist: str, version: str, entries: str, *, egg: bool = False) -> None:
+    info = site / f"{dist.replace('-', '_')}-{version}.{'egg-info' if egg else 'dist-info'}"
+    info.mkdir(parents=True)
+    header = "Metadata-Version: 2.1\nName: {}\nVersion: {}\nSummary: x\n\nlong text\nName: no\n"
+    (info / ("PKG-INFO" if egg else "METADATA")).write_text(header.format(dist, version))
+    (info / "entry_points.txt").write_text(entries)
+
+
+def expected(group: str, name: str | None = None) -> list[tuple[str, str, str, str]]:
+    return [
+        (ep.name, ep.value, dist.metadata["Name"], dist.version)
+        for dist in importlib.metadata.distributions()
+        for ep in dist.entry_points
+        if ep.group == group and (name is None or ep.name == name)
+    ]
+
+
+def found(group: str, name: str | None = None) -> list[tuple[str, str, str, str]]:
+    return [(e.name, e.value, e.distribution, e.version) for e in entry_points(group, name)]
+
+
+@pytest.fixture
+def sites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    first, second = tmp_path / "first", tmp_path / "second"
+    install(first, "fh-one", "1.0", f"[{GROUP}]\none = fh_one.plugin\n# a comment\n")
+    install(
+        first,
+        "Fh.Two",
+        "2.0b1",
+        f"[console_scripts]\nx = y:z\n\n[{GROUP}]\ntwo = fh_two:hooks [extra]\n",
+        egg=True,
+    )
+    install(first, "fh-none", "3", "[console_scripts]\nnone = fh_none:main\n")
+    install(second, "fh-one", "9.9", f"[{GROUP}]\none = shadowed:module\n")
+    monkeypatch.syspath_prepend(str(second))
+    monkeypatch.syspath_prepend(str(first))
+    return first, second
+
+
+@pytest.mark.usefixtures("sites")
+def test_the_scan_matches_importlib_metadata() -> None:
+    assert found(GROUP) == expected(GROUP)
+    first_dir, second_dir = found(GROUP)[:2], found(GROUP)[2]
+    assert set(first_dir) == {
+        ("one", "fh_one.plugin", "fh-one", "1.0"),
+        ("two", "fh_two:hooks [extra]", "Fh.Two", "2.0b1"),
+    }
+    assert second_dir == ("one", "shadowed:module", "fh-one", "9.9")
+    assert found(GROUP, "two") == expected(GROUP, "two")
+    assert found("console_scripts") == expected("console_scripts")
+
+
+def test_load_imports_the_module_and_attribute(sites: tuple[Path, Path]) -> None:
+    (sites[0] / "fh_two.py").write_text("class hooks:\n    inner = 42\n")
+    try:
+        (two,) = entry_points(GROUP, "two")
+        assert two.load().inner == 42
+        assert two._replace(value="fh_two:hooks.inner").load() == 42
+    finally:
+        sys.modules.pop("fh_two", None)
