@@ -234,7 +234,7 @@ class AccessFormatter:
         writer: Any,
         then: Callable[..., Any] | None = None,
         inline: tuple[list[str], dict[str, Any]] | None = None,
-    ) -> FormatFunction:
+    ) -> Callable[..., None]:
         """One function that formats the line, writes it with ``writer`` (a ``LineWriter``),
         calls ``then`` with the same arguments (other sinks, if any) and runs ``inline``'s
         statements (``WorkerMetrics.record_source()``): a single Python frame per request
