@@ -6,8 +6,8 @@ Theory of operation (both libraries, one code path):
   semaphore of ``worker_connections``) *before* ``accept()``, so a full worker leaves new
   connections in the kernel's backlog for a sibling instead of accepting and stalling them.
   While its open connections climb (a client opening a pool), it naps 0.2 ms after each
-  accept, so that a burst is shared with the sibling workers instead of going whole to
-  the one that happened to be on a CPU.
+  accept (``Worker.should_step_aside``), so that a burst is shared with the sibling
+  workers instead of going whole to the one that happened to be on a CPU.
 - One green thread per connection runs the shared ``ConnectionHandler.serve`` on the
   cooperative socket: keep-alive and pipelining come from the handler, no HTTP code here.
   No green thread is spawned per request.
@@ -53,7 +53,12 @@ from time import monotonic
 from types import FrameType
 from typing import Any
 
-from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
+from forkhorn.workers.base import (
+    ACCEPT_BACKOFF_ERRNOS,
+    ACCEPT_RETRY_ERRNOS,
+    ACCEPT_STEP_ASIDE,
+    Worker,
+)
 
 _worker_request_started = Worker.request_started
 _worker_request_finished = Worker.request_finished
@@ -62,10 +67,6 @@ _CLIENT_GONE_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT, errno.EBADF}
 )
 _SENDFILE_BLOCK = 1 << 20
-#: the acceptor's nap while this worker's connections climb (``_step_aside_if_climbing``):
-#: with it, 12 starts of gevent and eventlet split wrk's 50 connections no worse than 20/30;
-#: without, 3 of 5 gevent starts gave one worker 49 or all 50
-_STEP_ASIDE = 0.0002
 
 
 class CooperativeWorker(Worker):
@@ -87,9 +88,6 @@ class CooperativeWorker(Worker):
         self._taken_over: set[Any] = set()
         #: connections accepted whose green thread has not started yet (not in _state)
         self._starting = 0
-        #: connections open right after the last accept (see ``_step_aside_if_climbing``)
-        self._open_after_accept = 0
-        self._has_siblings = self.cfg.workers > 1
         self._acceptors: list[Any] = []
         self._slots: Any = None
         self._tls: Any = None
@@ -299,7 +297,8 @@ class CooperativeWorker(Worker):
         give_slot = self._slots.release
         spawn = self._spawn
         serve = self._serve_connection
-        step_aside = self._step_aside_if_climbing
+        step_aside = self.should_step_aside
+        state = self._state
         while self.alive:
             take_slot()
             try:
@@ -318,22 +317,12 @@ class CooperativeWorker(Worker):
                 raise
             self._starting += 1
             spawn(serve, client, addr, server_addr)
-            step_aside()
-
-    def _step_aside_if_climbing(self) -> None:
-        """Share a burst of new connections with the sibling workers (as gthread does).
-
-        Every worker's hub is woken for a new connection, but the one on a CPU first would
-        accept the whole burst while a sibling waits for a CPU: when this worker's open
-        connections climb from one accept to the next (nothing closed between: a client
-        opening its pool), the acceptor naps a moment before the next accept: the hub
-        serves what is ready, then waits in the kernel, which lets a sibling run.
-        """
-        opened = len(self._state) + self._starting
-        climbing = opened > self._open_after_accept
-        self._open_after_accept = opened
-        if climbing and self._has_siblings:
-            self._sleep(_STEP_ASIDE)
+            if step_aside(len(state) + self._starting):
+                # a green nap: the hub serves what is ready, then waits in the kernel,
+                # which frees the CPU for a sibling (without it, 3 gevent starts of 5
+                # gave one worker 49 or all 50 of wrk's connections; with it, none of
+                # 12 gevent and eventlet starts was worse than 20/30)
+                self._sleep(ACCEPT_STEP_ASIDE)
 
     def _serve_connection(self, client: Any, addr: Any, server_addr: Any) -> None:
         green = self._current()

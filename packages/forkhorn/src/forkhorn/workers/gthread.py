@@ -8,7 +8,8 @@ Theory of operation:
 - Accepting is balanced between the workers by the kernel: the listeners are polled
   ``EPOLLEXCLUSIVE`` (Linux) by one thread per worker, so a new connection wakes a worker
   whose acceptor is waiting, never one already busy accepting, and each wake-up accepts
-  only ``_ACCEPT_BURST`` connections. When the pool threads polled the listeners too, the
+  only ``_ACCEPT_BURST`` connections; while its connections climb it pauses after each
+  (``Worker.should_step_aside``). When the pool threads polled the listeners too, the
   first worker nearly always had a thread waiting and took up to 49 of a burst of 50
   connections, halving the keep-alive throughput for the life of those connections.
 - Connections are registered ``EPOLLONESHOT`` (Linux): an event disarms the connection, so
@@ -57,16 +58,17 @@ import time
 from typing import Any
 
 from forkhorn.tls import TLSAcceptor
-from forkhorn.workers.base import ACCEPT_BACKOFF_ERRNOS, ACCEPT_RETRY_ERRNOS, Worker
+from forkhorn.workers.base import (
+    ACCEPT_BACKOFF_ERRNOS,
+    ACCEPT_RETRY_ERRNOS,
+    ACCEPT_STEP_ASIDE,
+    Worker,
+)
 from forkhorn.wsgi.handler import Connection, ConnectionHandler, DeadlineExceeded
 
 #: connections accepted per wake-up of the acceptor: one, so that a burst of new
 #: connections is shared with the sibling workers (see the module docstring)
 _ACCEPT_BURST = 1
-#: how long a worker whose connections are climbing sleeps after an accept: long enough
-#: for a sibling's acceptor to be scheduled (0.1 ms left 1 start in 8 at a 17/33 split of
-#: 50 connections, 0.2 ms none worse than 19/31; see ``_step_aside_if_climbing``)
-_STEP_ASIDE = 0.0002
 #: ready connections a pool thread takes per wait, and how long it may spend on them
 #: before handing the rest back to the other threads
 #: (16 rather than 4: +25-30% keep-alive hello req/s in same-run A/B on the 2-core box,
@@ -209,9 +211,6 @@ class ThreadWorker(Worker):
         self._queue: queue.SimpleQueue[ThreadConnection | None] = queue.SimpleQueue()
         self._count_lock = threading.Lock()
         self._open = 0
-        #: ``_open`` right after the last accept (see ``_step_aside_if_climbing``)
-        self._open_after_accept = 0
-        self._has_siblings = self.cfg.workers > 1
         self._accepting = False
         self._poller: Any = None
         self._tls: Any = None
@@ -294,26 +293,11 @@ class ThreadWorker(Worker):
                 put(conn)
             elif fd in self._listeners:
                 self._accept(*self._listeners[fd])
-                self._step_aside_if_climbing()
+                if self.should_step_aside(self._open):
+                    time.sleep(ACCEPT_STEP_ASIDE)  # the main thread only: the pool serves on
             elif fd == self.PIPE[0]:
                 self._drain_pipe()
                 self._poller.returned()
-
-    def _step_aside_if_climbing(self) -> None:
-        """Share a burst of new connections with the sibling workers.
-
-        When this worker's open connections climb from one accept to the next (a client
-        opening its pool: nothing closed in between), its acceptor sleeps a moment: that
-        frees its CPU for a sibling's acceptor, which the kernel has woken for the next
-        connection (``EPOLLEXCLUSIVE``) but which, on a machine with few cores, would
-        otherwise wait for a CPU while this one takes the whole burst. A steady stream of
-        short connections (accepts and closes alternating) is never paused.
-        """
-        opened = self._open
-        climbing = opened > self._open_after_accept
-        self._open_after_accept = opened
-        if climbing and self._has_siblings:
-            time.sleep(_STEP_ASIDE)
 
     def _accept(self, sock: socket.socket, server: Any, most: int = _ACCEPT_BURST) -> None:
         """Accept up to ``most`` queued connections, within ``worker_connections``."""
