@@ -21,14 +21,15 @@ application matters more than its metrics.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forkhorn import __version__
-from forkhorn.instrument.board import MetricsBoard, WorkerMetrics
-from forkhorn.instrument.httpd import MetricsBindError, MetricsServer
-from forkhorn.instrument.prometheus import BacklogSample, Snapshot, WorkerSample, render
-from forkhorn.instrument.system import listen_queue, rss_bytes
-from forkhorn.workers.heartbeat import STATE_NAMES
+if TYPE_CHECKING:
+    from forkhorn.instrument.board import MetricsBoard, WorkerMetrics
+    from forkhorn.instrument.httpd import MetricsServer
+    from forkhorn.instrument.prometheus import Snapshot
+
+# The board, the endpoint and the exposition are imported where first used: the arbiter
+# builds this object on every start, and metrics_bind is off by default.
 
 
 class MasterInstruments:
@@ -40,6 +41,10 @@ class MasterInstruments:
         self.exits = 0
         self.timeouts = 0
         self._bind_failed: str | None = None  # the address whose bind failed last
+        if self._address is not None:
+            # metrics are on from the start: import the endpoint now, so that the first
+            # loop turn binds it at once, before the workers have booted
+            import forkhorn.instrument.httpd  # noqa: F401
 
     @property
     def _address(self) -> str | None:
@@ -51,9 +56,14 @@ class MasterInstruments:
         self.spawns += 1
         if self._address is None:
             return None
+        return self._board().region(slot.index)
+
+    def _board(self) -> MetricsBoard:
         if self.board is None:
+            from forkhorn.instrument.board import MetricsBoard
+
             self.board = MetricsBoard()
-        return self.board.region(slot.index)
+        return self.board
 
     def worker_exited(self, record: Any) -> None:
         self.exits += 1
@@ -89,6 +99,8 @@ class MasterInstruments:
             self.server = None
         if address is None:
             return
+        from forkhorn.instrument.httpd import MetricsBindError, MetricsServer
+
         try:
             self.server = MetricsServer(address, self.render, self.arbiter.log)
         except MetricsBindError as exc:
@@ -120,11 +132,14 @@ class MasterInstruments:
     # --- a scrape ---------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
+        from forkhorn import __version__
+        from forkhorn.instrument.prometheus import BacklogSample, Snapshot, WorkerSample
+        from forkhorn.instrument.system import listen_queue, rss_bytes
+        from forkhorn.workers.heartbeat import STATE_NAMES
+
         arbiter = self.arbiter
         records = list(arbiter.workers.values())
-        if self.board is None:
-            self.board = MetricsBoard()
-        totals = self.board.totals([record.slot.index for record in records])
+        totals = self._board().totals([record.slot.index for record in records])
         workers = [
             WorkerSample(
                 record.pid,
@@ -152,4 +167,6 @@ class MasterInstruments:
         )
 
     def render(self) -> bytes:
+        from forkhorn.instrument.prometheus import render
+
         return render(self.snapshot())
