@@ -109,20 +109,29 @@ def _hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"Hello, World!\n"]
 
 
-def bench_handler(n: int, tmpdir: str, **settings: Any) -> float:
-    import socket
-
+def _bench_worker(tmpdir: str, **settings: Any) -> _BenchWorker:
+    """A worker whose logger (access log only if ``settings`` name one) is bound to it, with
+    a metrics region when ``metrics_bind`` is set."""
     from forkhorn.instrument.board import MetricsBoard
-    from forkhorn.wsgi.handler import Connection, ConnectionHandler
 
     cfg = Config()
     cfg.set("errorlog", os.path.join(tmpdir, "error.log"))
     for name, value in settings.items():
         cfg.set(name, value)
     log = Logger(cfg)
-    board = MetricsBoard(capacity=1) if cfg.metrics_bind else None
-    worker = _BenchWorker(cfg, log, board.region(0) if board is not None else None)
+    metrics = MetricsBoard(capacity=1).region(0) if cfg.metrics_bind else None
+    worker = _BenchWorker(cfg, log, metrics)
     log.bind_worker(worker)
+    return worker
+
+
+def bench_handler(n: int, tmpdir: str, **settings: Any) -> float:
+    import socket
+
+    from forkhorn.wsgi.handler import Connection, ConnectionHandler
+
+    worker = _bench_worker(tmpdir, **settings)
+    log = worker.log
     handler = ConnectionHandler(worker)
     server, client = socket.socketpair()
     conn = Connection(server, ("192.168.10.23", 51234), ("127.0.0.1", 8000))
@@ -172,15 +181,8 @@ class _Guarded:
 
 
 def bench_request_work(n: int, tmpdir: str, **settings: Any) -> float:
-    from forkhorn.instrument.board import MetricsBoard
-
-    cfg = Config()
-    cfg.set("errorlog", os.path.join(tmpdir, "error.log"))
-    for name, value in settings.items():
-        cfg.set(name, value)
-    log = Logger(cfg)
-    metrics = MetricsBoard(capacity=1).region(0) if cfg.metrics_bind else None
-    log.bind_worker(_BenchWorker(cfg, log, metrics))
+    worker = _bench_worker(tmpdir, **settings)
+    log, metrics = worker.log, worker.metrics
     on = _Guarded(log, metrics).request
     off = _Guarded(None, None).request
     environ = ENVIRON
