@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from forkhorn.testing.processes import children, polls_listeners, wait_for
+from forkhorn.testing.suite import read_responses
 from worker_servers import Server, start_server
 
 __all__ = ["start_server"]
@@ -228,7 +229,7 @@ def test_a_burst_of_new_connections_is_shared_between_the_workers(
         try:
             for sock in socks:
                 sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-            splits.append(Counter(_read_response(sock).split()[0] for sock in socks))
+            splits.append(Counter(read_responses(sock, 1)[0][1].split()[0] for sock in socks))
         finally:
             for sock in socks:
                 sock.close()
@@ -238,18 +239,6 @@ def test_a_burst_of_new_connections_is_shared_between_the_workers(
     fair = [split for split in splits if len(split) == 2 and max(split.values()) <= 30]
     assert len(fair) >= 2, splits
     server.terminate()
-
-
-def _read_response(sock: socket.socket) -> bytes:
-    """The body of one response with a Content-Length, read off a keep-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return body
 
 
 def test_slow_requests_are_served_in_turn(start_server: Callable[..., Server]) -> None:
@@ -266,7 +255,7 @@ def test_slow_requests_are_served_in_turn(start_server: Callable[..., Server]) -
             while time.monotonic() < deadline:
                 started = time.monotonic()
                 sock.sendall(b"GET /sleep?0.02 HTTP/1.1\r\nHost: h\r\n\r\n")
-                _read_response(sock)
+                read_responses(sock, 1)
                 latencies.append(time.monotonic() - started)
 
     clients = [threading.Thread(target=client) for _ in range(30)]
