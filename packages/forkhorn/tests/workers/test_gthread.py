@@ -267,3 +267,42 @@ def test_slow_requests_are_served_in_turn(start_server: Callable[..., Server]) -
     assert len(latencies) > 100
     assert latencies[-1] < 1.0, (latencies[len(latencies) // 2], latencies[-1])
     server.terminate()
+
+
+def test_requests_that_block_run_on_every_thread_at_once(
+    start_server: Callable[..., Server],
+) -> None:
+    """One pool thread serves while requests are fast; a request that blocks lends its
+    turn to another thread, so ``threads`` blocking requests still overlap: 4 clients of
+    0.6 s requests on 4 threads take about 0.6 s, not 2.4 s one after the other."""
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "4")
+    assert server.get("/")[0] == 200
+    statuses: list[int] = []
+
+    def client() -> None:
+        statuses.append(server.get("/sleep?0.6", timeout=10)[0])
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    started = time.monotonic()
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(10)
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 4
+    assert elapsed < 1.5, elapsed
+    server.terminate()
+
+
+def test_a_blocked_request_does_not_hold_up_a_quick_one(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server("-w", "1", "-k", "gthread", "--threads", "2")
+    slow = threading.Thread(target=server.get, args=("/sleep?3",), kwargs={"timeout": 10})
+    slow.start()
+    time.sleep(0.3)  # the slow request is in the app
+    started = time.monotonic()
+    assert server.get("/")[0] == 200
+    assert time.monotonic() - started < 1.0
+    slow.join(10)
+    server.terminate()
