@@ -493,8 +493,9 @@ class ThreadWorker(Worker):
     def _poll_main(self, number: int) -> None:
         """A pool thread on epoll: take a few ready fds, serve them one after the other.
 
-        Only a thread holding an active slot polls (see the module docstring); a thread
-        whose slot was lent while it was stuck waits for one again after its batch.
+        A thread polls once it holds an active slot (see the module docstring); one whose
+        slot was lent while it was stuck waits for a slot again after its batch, unless
+        requests are slow on average (``_pace``): then it serves on without one.
 
         A small batch keeps fewer threads runnable at once (less GIL hand-over between
         threads) while requests are fast; once a batch has run ``_BATCH_BUDGET`` seconds
