@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forkhorn.testing.processes import children, end_session, wait_for
+from forkhorn.testing.processes import children, end_session, socket_inodes, wait_for
 from forkhorn.testing.servers import free_port, http_get
 
 HERE = Path(__file__).resolve().parent
@@ -41,13 +41,7 @@ def fd_count(pid: int) -> int:
 
 
 def socket_count(pid: int) -> int:
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return count
+    return len(socket_inodes(pid))
 
 
 def rss(pid: int) -> int:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from forkhorn.testing.processes import children, polls_listeners, wait_for
-from forkhorn.testing.suite import read_responses
+from forkhorn.testing.suite import burst_splits, read_responses
 from worker_servers import Server, start_server
 
 __all__ = ["start_server"]
@@ -215,24 +213,8 @@ def test_a_burst_of_new_connections_is_shared_between_the_workers(
     nearly all the traffic on one core while the other idles. Before the acceptor moved to
     the main thread, one start in three gave 48-49 of 50 connections to one worker."""
     server = start_server("-w", "2", "-k", "gthread", "--threads", "8")
-    wait_for(
-        lambda: (
-            len(workers := children(server.proc.pid)) == 2
-            and all(polls_listeners(pid, server.proc.pid) for pid in workers)
-        ),
-        10,
-        "both workers polling the listener",
-    )
-    splits = []
-    for _burst in range(3):
-        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(40)]
-        try:
-            for sock in socks:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-            splits.append(Counter(read_responses(sock, 1)[0][1].split()[0] for sock in socks))
-        finally:
-            for sock in socks:
-                sock.close()
+    splits = burst_splits(server.proc.pid, server.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                          lambda body: body.split()[0])  # fmt: skip
     # fair: no worker above 3/4 of a burst, in 2 bursts of 3 at least (a busy CI host may
     # keep one worker off the CPU through a whole burst once; the old acceptor did so in
     # most bursts)

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -170,34 +170,41 @@ def test_keep_alive_and_pipelining(start_server: Any, worker_name: str) -> None:
         assert read_responses(sock, 1) == [(200, b"Hello, World!\n")]
 
 
+def burst_splits(
+    master: int, port: int, request: bytes, pid_of: Callable[[bytes], Any], bursts: int = 3
+) -> list[Counter[Any]]:
+    """Once both workers of ``master`` poll its listener, open ``bursts`` bursts of 40
+    connections at once, each sending ``request``; per burst, how many connections each
+    worker took (``pid_of(body)`` names the worker that answered)."""
+    wait_for(
+        lambda: (
+            len(workers := children(master)) == 2
+            and all(polls_listeners(pid, master) for pid in workers)
+        ),
+        10,
+        "both workers polling the listener",
+    )
+    splits = []
+    for _burst in range(bursts):
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+        try:
+            for sock in socks:
+                sock.sendall(request)
+            splits.append(Counter(pid_of(read_responses(sock, 1)[0][1]) for sock in socks))
+        finally:
+            for sock in socks:
+                sock.close()
+    return splits
+
+
 def test_a_burst_of_new_connections_is_shared_between_the_workers(start_server: Any) -> None:
     """A client opening a pool of keep-alive connections at once (wrk, a proxy) must not
     hand them all to one worker: they live long, so that worker would serve nearly all the
     traffic on one core. Before the acceptor stepped aside while its connections climbed,
     3 starts of 5 gave one gevent worker 49 or all 50 of wrk's connections."""
     server = start_server("-w", "2")
-    wait_for(
-        lambda: (
-            len(workers := children(server.pid)) == 2
-            and all(polls_listeners(pid, server.pid) for pid in workers)
-        ),
-        10,
-        "both workers polling the listener",
-    )
-    splits = []
-    for _burst in range(3):
-        socks = [
-            socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(40)
-        ]
-        try:
-            for sock in socks:
-                sock.sendall(get("/modules"))
-            splits.append(
-                Counter(json.loads(read_responses(sock, 1)[0][1])["pid"] for sock in socks)
-            )
-        finally:
-            for sock in socks:
-                sock.close()
+    splits = burst_splits(server.pid, server.port, get("/modules"),
+                          lambda body: json.loads(body)["pid"])  # fmt: skip
     # fair: no worker above 3/4 of a burst, in 2 bursts of 3 at least (a busy CI host may
     # keep one worker off the CPU through a whole burst once)
     fair = [split for split in splits if len(split) == 2 and max(split.values()) <= 30]
