@@ -13,9 +13,8 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def formatdate(timeval: float | None = None, usegmt: bool = True) -> str:
-    """``Sun, 06 Nov 1994 08:49:37 GMT``; the signature is ``email.utils.formatdate``'s,
-    so it drops in, but the zone is always ``GMT`` (the only one HTTP allows)."""
+def formatdate(timeval: float) -> str:
+    """``Sun, 06 Nov 1994 08:49:37 GMT`` (always GMT, the only zone HTTP allows)."""
     t = time.gmtime(timeval)
     return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "

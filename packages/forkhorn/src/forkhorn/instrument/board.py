@@ -88,7 +88,8 @@ class WorkerMetrics:
     """One worker's region: ``begin()``/``end()`` around a request, ``record()`` after it."""
 
     __slots__ = (
-        "_base", "_columns", "_doubles", "_finished", "_started", "_statuses", "index", "words",
+        "_base", "_columns", "_doubles", "_finished", "_record", "_started", "_statuses",
+        "index", "words",
     )  # fmt: skip
 
     def __init__(
@@ -107,6 +108,7 @@ class WorkerMetrics:
         self._statuses = statuses if statuses is not None else _status_index()
         #: status line ("200 OK") -> its column, filled as status lines are met
         self._columns: dict[str, int] = {}
+        self._record: Callable[..., None] | None = None  # sink(), compiled on first record()
 
     def begin(self) -> None:
         self.words[self._started] += 1
@@ -116,7 +118,9 @@ class WorkerMetrics:
 
     def record(self, method: str, status: str, seconds: float) -> None:
         """One finished request (off the hot path: the handler runs ``sink()``'s function)."""
-        self.sink()({"REQUEST_METHOD": method}, status, (), 0, seconds)
+        if self._record is None:
+            self._record = self.sink()
+        self._record({"REQUEST_METHOD": method}, status, (), 0, seconds)
 
     def sink(self) -> Callable[..., None]:
         """The access sink ``(environ, status, headers, sent, took)``: the request counted by

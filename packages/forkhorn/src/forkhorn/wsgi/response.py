@@ -141,7 +141,7 @@ class ResponseContext:
         now = int(time.time())
         cached = self._date
         if cached[0] != now:
-            cached = (now, b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n")
+            cached = (now, b"Date: " + formatdate(now).encode("ascii") + b"\r\n")
             self._date = cached
         return cached[1]
 
