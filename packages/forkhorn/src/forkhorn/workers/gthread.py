@@ -242,12 +242,13 @@ class ThreadWorker(Worker):
         self._listeners: dict[int, tuple[socket.socket, Any]] = {}
         self._threads: list[threading.Thread] = []
         self._running = True
+        threads = max(1, self.cfg.threads)
         #: active slots (epoll only): pool threads serving at once while none is stuck
         self._slots = threading.Semaphore(_ACTIVE)
         #: per pool thread: when it began its current request (0.0: not in one)
-        self._serving: list[float] = []
+        self._serving = [0.0] * threads
         #: per pool thread: its slot was lent to a waiting thread while it was stuck
-        self._lent: list[bool] = []
+        self._lent = [False] * threads
         #: the main thread sleeps a whole tick: a pool thread starting work wakes it
         self._watch_asleep = False
         self._quiet_looks = 0
@@ -274,11 +275,7 @@ class ThreadWorker(Worker):
             listener.sock.setblocking(False)
             self._listeners[listener.sock.fileno()] = (listener.sock, listener.sock.getsockname())
         self._set_accepting(True)
-        threads = max(1, cfg.threads)
-        self._slots = threading.Semaphore(min(threads, _ACTIVE))
-        self._serving = [0.0] * threads
-        self._lent = [False] * threads
-        for number in range(threads):
+        for number in range(len(self._serving)):
             thread = threading.Thread(
                 target=thread_main, args=(number,), name=f"forkhorn-{number}", daemon=True
             )
