@@ -4,17 +4,12 @@
 browser environ, the access log writing to a file in ``tmpdir``, and returns calls per
 second (best of 5 rounds, so a busy machine's hiccups do not decide the figure).
 
-``bench_handler(n, tmpdir, **settings)`` serves ``n`` keep-alive hello-world requests with
-the real ``ConnectionHandler`` over a socketpair in this one process and returns the CPU
-microseconds per request (``time.process_time``: what other processes on a shared machine
-do barely moves it). Comparing it with and without ``accesslog``/``metrics_bind`` gives
-the observability cost relative to a whole request's path (parse, environ, app, send).
-
 ``bench_request_work(n, tmpdir, **settings)`` is the observability work of one request alone,
 as the worker and the handler run it (``metrics.begin()``, two clock reads, the handler's
 guarded ``log.access(...)`` call, ``metrics.end()``), minus the same code with everything
-off: CPU microseconds per request (best of 25 rounds). Steadier than ``bench_handler``,
-which carries the socket round trip's noise.
+off: CPU microseconds per request (best of 25 rounds). The cost relative to a whole
+request's path (parse, environ, app, send) with these settings on and off:
+``tests/wsgi/microbench.py``, which serves requests through the real handler.
 
 Run directly: ``python tests/logging/microbench.py`` prints the figures of each mode.
 """
@@ -25,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from forkhorn.config import Config
@@ -78,40 +74,9 @@ def bench_access(n: int, tmpdir: str, **settings: Any) -> float:
     return best
 
 
-class _BenchWorker:
-    """What ``ConnectionHandler`` and ``Logger.bind_worker`` read from a worker."""
-
-    def __init__(self, cfg: Config, log: Logger, metrics: Any) -> None:
-        self.cfg = cfg
-        self.log = log
-        self.metrics = metrics
-        self.alive = True
-        self.nr = 0
-        self.app = None
-        self.wsgi = _hello
-
-    def request_started(self, method: str, path: str) -> None:
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.begin()
-
-    def request_finished(self) -> None:
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.end()
-
-    def count_request(self) -> None:
-        self.nr += 1
-
-
-def _hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "14")])
-    return [b"Hello, World!\n"]
-
-
-def _bench_worker(tmpdir: str, **settings: Any) -> _BenchWorker:
-    """A worker whose logger (access log only if ``settings`` name one) is bound to it, with
-    a metrics region when ``metrics_bind`` is set."""
+def _bound_logger(tmpdir: str, **settings: Any) -> tuple[Logger, Any]:
+    """A logger (access log only if ``settings`` name one) bound as in a worker, and its
+    metrics region when ``metrics_bind`` is set."""
     from forkhorn.instrument.board import MetricsBoard
 
     cfg = Config()
@@ -120,39 +85,8 @@ def _bench_worker(tmpdir: str, **settings: Any) -> _BenchWorker:
         cfg.set(name, value)
     log = Logger(cfg)
     metrics = MetricsBoard(capacity=1).region(0) if cfg.metrics_bind else None
-    worker = _BenchWorker(cfg, log, metrics)
-    log.bind_worker(worker)
-    return worker
-
-
-def bench_handler(n: int, tmpdir: str, **settings: Any) -> float:
-    import socket
-
-    from forkhorn.wsgi.handler import Connection, ConnectionHandler
-
-    worker = _bench_worker(tmpdir, **settings)
-    log = worker.log
-    handler = ConnectionHandler(worker)
-    server, client = socket.socketpair()
-    conn = Connection(server, ("192.168.10.23", 51234), ("127.0.0.1", 8000))
-    request = (
-        b"GET / HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: wrk/4.2\r\nAccept: */*\r\n\r\n"
-    )
-    best = float("inf")
-    per_round = max(1, n // 5)
-    try:
-        for _ in range(5):
-            start = time.process_time()
-            for _ in range(per_round):
-                client.sendall(request)
-                handler.serve_one(conn)
-                client.recv(65536)
-            best = min(best, (time.process_time() - start) / per_round * 1e6)
-    finally:
-        log.flush()
-        server.close()
-        client.close()
-    return best
+    log.bind_worker(SimpleNamespace(metrics=metrics))
+    return log, metrics
 
 
 class _Guarded:
@@ -181,8 +115,7 @@ class _Guarded:
 
 
 def bench_request_work(n: int, tmpdir: str, **settings: Any) -> float:
-    worker = _bench_worker(tmpdir, **settings)
-    log, metrics = worker.log, worker.metrics
+    log, metrics = _bound_logger(tmpdir, **settings)
     on = _Guarded(log, metrics).request
     off = _Guarded(None, None).request
     environ = ENVIRON
@@ -234,25 +167,6 @@ def main() -> None:
                 settings["accesslog"] = os.path.join(tmpdir, "access.log")
             cost = bench_request_work(n, tmpdir, **settings)
         print(f"{name:40} {cost:6.2f} us CPU/request over the same code with all off")
-    handler_modes: dict[str, dict[str, Any]] = {
-        "handler: all off": {},
-        "handler: access log": {"accesslog": "ACCESS"},
-        "handler: metrics": {"metrics_bind": "127.0.0.1:9100"},
-        "handler: access log + metrics": {"accesslog": "ACCESS", "metrics_bind": "127.0.0.1:9100"},
-        "handler: json log + metrics": {
-            "accesslog": "ACCESS",
-            "metrics_bind": "127.0.0.1:9100",
-            "log_format": "json",
-        },
-    }
-    base = 0.0
-    for name, settings in handler_modes.items():
-        with tempfile.TemporaryDirectory() as tmpdir:
-            if settings.get("accesslog"):
-                settings = dict(settings, accesslog=os.path.join(tmpdir, "access.log"))
-            cost = bench_handler(n // 4, tmpdir, **settings)
-        base = base or cost
-        print(f"{name:40} {cost:6.2f} us CPU/request  ({cost / base - 1:+.1%})")
 
 
 if __name__ == "__main__":
