@@ -27,8 +27,9 @@ Theory of operation:
   90-160 us of CPU per keep-alive hello; with one active thread, 51-61 us (2x the req/s).
   The other threads are for apps that block (I/O, ``time.sleep``): while requests run,
   the main thread looks every ``_WATCH_INTERVAL`` and lends the slot of a thread stuck
-  in one request that long to a waiting thread. The stuck thread waits for a slot again
-  after its batch, unless requests are slow on average (``_pace``, the app blocks): then
+  in one request that long to a waiting thread, and re-arms the connections the stuck
+  thread had polled but not served yet (they would wait for it). The stuck thread waits
+  for a slot again after its batch, unless requests are slow on average (``_pace``, the app blocks): then
   it serves on without one, so ``threads`` blocking requests run at once, as before.
 - Keep-alive: a parked connection idle for ``keepalive`` seconds is closed; ``keepalive = 0``
   disables keep-alive; a new connection has ``header_timeout`` seconds (else ``timeout``)
@@ -249,6 +250,8 @@ class ThreadWorker(Worker):
         self._serving = [0.0] * threads
         #: per pool thread: its slot was lent to a waiting thread while it was stuck
         self._lent = [False] * threads
+        #: per pool thread: the fds it polled and has not served yet (see _poll_main)
+        self._batches: list[list[int]] = [[] for _ in range(threads)]
         #: the main thread sleeps a whole tick: a pool thread starting work wakes it
         self._watch_asleep = False
         self._quiet_looks = 0
@@ -307,17 +310,21 @@ class ThreadWorker(Worker):
 
     def _watch(self, now: float, tick: float) -> float:
         """Lend the active slot of every pool thread stuck in one request for longer than
-        ``_WATCH_INTERVAL`` to a waiting thread; return how long the main thread may wait
-        before it looks again (a tick once the pool has been quiet for a while)."""
+        ``_WATCH_INTERVAL`` to a waiting thread and hand its unserved batch back; return how
+        long the main thread may wait before it looks again (a tick once the pool has been
+        quiet for a while)."""
         serving = self._serving
         lent = self._lent
         running = False
         for number, since in enumerate(serving):
             if since:
                 running = True
-                if now - since > _WATCH_INTERVAL and not lent[number]:
-                    lent[number] = True
-                    self._slots.release()
+                if now - since > _WATCH_INTERVAL:
+                    if not lent[number]:
+                        lent[number] = True
+                        self._slots.release()
+                    # the connections it polled with the stuck one would wait for it
+                    self._hand_back_batch(self._batches[number])
         if running:
             self._quiet_looks = 0
         elif self._quiet_looks < _WATCH_IDLE_LOOKS:
@@ -508,18 +515,27 @@ class ThreadWorker(Worker):
         serving = self._serving
         lent = self._lent
         take_slot = self._slots.acquire
+        #: fds this thread polled and has not served yet: shared with _watch, which takes
+        #: them back from a stuck thread (each pop is atomic: every fd goes to one side)
+        batch = self._batches[number]
         most = _BATCH
         take_slot()
         while self._running:
             ready = poll(0.5, most)
             started = monotonic()
+            ready.reverse()  # served in the kernel's order, popped from the end
+            batch.extend(ready)
             served = 0
-            for index, fd in enumerate(ready):
+            while batch:
+                try:
+                    fd = batch.pop()
+                except IndexError:  # the main thread handed the rest back (see _watch)
+                    break
                 conn = conns.get(fd)
                 if conn is None:
                     continue
                 now = monotonic()
-                if index and now - started > _BATCH_BUDGET:
+                if served and now - started > _BATCH_BUDGET:
                     self._hand_back(conn)
                     continue
                 with conn.lock:
@@ -543,6 +559,17 @@ class ThreadWorker(Worker):
                 # than hold slots, and a thread keeps serving without one.)
                 take_slot()
                 lent[number] = False
+
+    def _hand_back_batch(self, batch: list[int]) -> None:
+        """Re-arm the connections a stuck pool thread polled but has not served."""
+        while batch:
+            try:
+                fd = batch.pop()
+            except IndexError:
+                return  # the pool thread took the last one meanwhile
+            conn = self._conns.get(fd)
+            if conn is not None:
+                self._hand_back(conn)
 
     def _wake_watch(self) -> None:
         """Wake the main thread to watch the requests this pool thread starts."""
