@@ -121,6 +121,21 @@ def test_the_request_label_follows_every_change_of_request():
         assert slot.read().request_label == f"{method} {path}"
 
 
+def test_an_acceptor_steps_aside_while_it_gains_connections_and_has_siblings():
+    board = HeartbeatBoard(capacity=2)
+    worker = make_worker(workers=1)
+    worker.slot = board.allocate()
+    board.set_pool_size(1)
+    assert not worker.should_step_aside(1) and not worker.should_step_aside(2)  # alone
+    board.set_pool_size(2)  # TTIN: a sibling now, though the worker started alone
+    assert worker.should_step_aside(3)  # one more open than after the last accept
+    assert not worker.should_step_aside(3)  # one closed in between: a steady stream
+    assert not worker.should_step_aside(2)
+    assert worker.should_step_aside(3)
+    board.set_pool_size(1)  # TTOU: alone again
+    assert not worker.should_step_aside(4)
+
+
 def test_the_master_never_reads_a_beat_half_written():
     """A worker process beating as fast as it can while the master reads its slot: every
     read is a real beat. (``struct.pack_into`` zeroes a field before copying it in, so

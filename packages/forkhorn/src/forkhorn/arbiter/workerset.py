@@ -105,6 +105,10 @@ class WorkerSet:
         while at least ``num_workers`` ready workers remain."""
         if self._stopped:
             return
+        if self.board is not None:
+            # what the workers read to know whether they have siblings (should_step_aside);
+            # here, where num_workers is acted on, it also follows a hook's change
+            self.board.set_pool_size(self.num_workers)
         live = [w for w in self.workers.values() if not w.terminating]
         doomed = [
             w for w in live if w.generation < self.generation or w.slot.state == WANTS_RETIREMENT

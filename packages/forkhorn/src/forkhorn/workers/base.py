@@ -270,11 +270,16 @@ class Worker:
         wait for one: that worker then serves nearly all the traffic. So while this
         worker's open connections climb from one accept to the next (nothing closed in
         between), its acceptor pauses and frees the CPU. A steady stream of short
-        connections (accepts and closes alternating) is never paused, nor a lone worker.
+        connections (accepts and closes alternating) is never paused, nor a lone worker:
+        the master publishes its pool size on the heartbeat board, so a worker started
+        alone learns of siblings added later (TTIN) and of their removal (TTOU).
         """
         climbing = opened > self._open_after_accept
         self._open_after_accept = opened
-        return climbing and self.cfg.workers > 1
+        if not climbing:
+            return False
+        slot = self.slot
+        return (slot.pool_size() if slot is not None else self.cfg.workers) > 1
 
     def request_retirement(self, reason: str) -> None:
         """Ask the master for a replacement; keep serving until it sends TERM."""

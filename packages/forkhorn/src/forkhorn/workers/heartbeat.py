@@ -22,6 +22,9 @@ Invariants
   so a worker's beat is comparable with the master's clock.
 * The capacity is fixed for the life of the master (4096 slots, 512 KiB); a re-exec'd master
   (USR2) builds a new board. Allocation never moves a slot, so a slot's offset is stable.
+* One word after the slots is the pool size: the number of workers the master keeps
+  (``num_workers``, which TTIN/TTOU and hooks change after a worker started), written by
+  the master only; a worker reads it to know whether it has siblings.
 
 The master acts on the beat (timeouts) and the state; ``views()`` snapshots every slot for
 diagnosis. The metrics exporter keeps its own counters (``forkhorn.instrument.board``).
@@ -90,8 +93,8 @@ class WorkerSlot:
     """The part of the board one worker writes. Cheap methods: a store or two each."""
 
     __slots__ = (
-        "_base", "_beat", "_buf", "_counts", "_label_of", "_reals", "_requests", "_start",
-        "index",
+        "_base", "_beat", "_buf", "_counts", "_label_of", "_pool", "_reals", "_requests",
+        "_start", "index",
     )  # fmt: skip
 
     def __init__(
@@ -106,6 +109,7 @@ class WorkerSlot:
         self._beat = first + _WORD_BEAT  # item indexes of this slot's numbers
         self._start = first + _WORD_REQUEST
         self._requests = first + _WORD_REQUESTS
+        self._pool = len(counts) - 1  # the board's last word (see the module docstring)
         #: (method, path) of the label in the slot: a request like the last one (a client
         #: polling the same URL, a benchmark) does not encode and copy it again
         self._label_of: tuple[str, str] | None = None
@@ -139,6 +143,10 @@ class WorkerSlot:
         self._buf[base + _OFF_LABEL_LEN] = len(label)
         self._label_of = (method, path)
 
+    def pool_size(self) -> int:
+        """How many workers the master keeps now (0 on a board no master published to)."""
+        return self._counts[self._pool]
+
     def request_finished(self, requests_served: int) -> None:
         self._reals[self._start] = 0.0
         self._counts[self._requests] = requests_served
@@ -163,7 +171,7 @@ class HeartbeatBoard:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
         # fileno -1: anonymous; MAP_SHARED is the default, so forked children share the pages.
-        self._buf = mmap.mmap(-1, capacity * SLOT_SIZE)
+        self._buf = mmap.mmap(-1, capacity * SLOT_SIZE + 8)  # the slots, then the pool size
         self._bytes = memoryview(self._buf)
         self._reals = self._bytes.cast("d")
         self._counts = self._bytes.cast("Q")
@@ -178,6 +186,10 @@ class HeartbeatBoard:
             self._buf, index * SLOT_SIZE, time.monotonic(), 0.0, 0, pid, BOOTING, 0, b""
         )
         return WorkerSlot(self._buf, self._reals, self._counts, index)
+
+    def set_pool_size(self, workers: int) -> None:
+        """Publish how many workers the master keeps (read by ``WorkerSlot.pool_size``)."""
+        self._counts[len(self._counts) - 1] = workers
 
     def set_pid(self, slot: WorkerSlot, pid: int) -> None:
         struct.pack_into("=i", self._buf, slot.index * SLOT_SIZE + _OFF_PID, pid)
