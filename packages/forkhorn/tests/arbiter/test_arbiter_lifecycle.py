@@ -93,9 +93,13 @@ def test_max_requests_starts_the_replacement_before_retiring(start_server):
         assert status == 200
         pids.add(body)
     assert len(pids) >= 4
+    retiring = re.findall(r"Worker (\d+) asks to be replaced", server.log())
+    # the last one may still be finishing its exit: read the log once all have exited
+    wait_for(lambda: all(f"Worker exiting (pid: {old})" in server.log() for old in retiring),
+             10, "the retired workers' exits")  # fmt: skip
     log = server.log()
     # every retired worker's successor booted before the old one exited
-    for old in re.findall(r"Worker (\d+) asks to be replaced", log):
+    for old in retiring:
         exit_at = log.index(f"Worker exiting (pid: {old})")
         booted_after_request = log.index(f"Worker {old} asks to be replaced")
         assert "Booting worker" in log[booted_after_request:exit_at]
