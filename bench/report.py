@@ -71,6 +71,7 @@ class Observability:
     """The off/on pair; ``problems`` says why an "on" run did not really have both on."""
 
     metrics: bool
+    repeat: int = 1  # interleaved runs per side, the median kept
     runs: dict[str, Run] = field(default_factory=dict)
     access_log_lines: int = 0
     metrics_status: int = 0
@@ -89,7 +90,10 @@ class Observability:
         problems = self.problems()
         if problems:
             return "; ".join(problems)
-        return f"access log ({self.access_log_lines:,} lines) + metrics (/metrics 200)"
+        return (
+            f"access log ({self.access_log_lines:,} lines) + metrics (/metrics 200);"
+            f" median of {self.repeat} interleaved run(s) each"
+        )
 
     def ratio(self) -> float | None:
         off, on = self.runs.get("off"), self.runs.get("on")

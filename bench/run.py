@@ -50,6 +50,9 @@ from bench.wrk import WrkError, build_command, run_wrk, wrk_version  # noqa: E40
 
 ALL_CLASSES = ("sync", "gthread", "gevent", "eventlet")
 THREADS = 8
+#: interleaved runs per side of the observability pair (full mode): its two sides differ
+#: by a few microseconds per request, less than one run's noise on a shared host
+OBSERVABILITY_REPEAT = 5
 MICROBENCH_DIR = REPO / "packages" / "forkhorn" / "tests" / "http"
 MICROBENCH_CODE = "import sys; sys.path.insert(0, sys.argv[1]); import microbench; "
 MICROBENCH_CODE += "print(microbench.bench_parse(int(sys.argv[2])))"
@@ -210,8 +213,11 @@ def warm(ctx: Context, servers: list[Server], work: Workload) -> None:
         load(ctx, srv, work, ctx.warmup)  # the warm-up's figures are thrown away
 
 
-def compare(ctx: Context, servers: list[Server], work: Workload) -> list[report.Run]:
-    """One representative run per server (same order as ``servers``) on one workload.
+def compare(
+    ctx: Context, servers: list[Server], work: Workload, repeat: int = 0
+) -> list[report.Run]:
+    """One representative run per server (same order as ``servers``) on one workload, the
+    median of ``repeat`` runs each (default ``--repeat``).
 
     The servers take turns, and the order flips on every repetition, so a machine that gets
     busier or quieter during the run shifts both sides alike (BENCHMARKS.md: shared hosts).
@@ -219,7 +225,7 @@ def compare(ctx: Context, servers: list[Server], work: Workload) -> list[report.
     if ctx.warmup and not ctx.args.quick:
         warm(ctx, servers, work)
     samples: list[list[report.Run]] = [[] for _ in servers]
-    for rep in range(ctx.repeat):
+    for rep in range(repeat or ctx.repeat):
         order = list(enumerate(servers))
         for i, srv in order if rep % 2 == 0 else order[::-1]:
             samples[i].append(load(ctx, srv, work, ctx.duration))
@@ -301,7 +307,8 @@ def observability(ctx: Context) -> None:
         on_flags += ["--metrics-bind", f"127.0.0.1:{metrics_port}"]
     else:
         ctx.results.skip("metrics in the observability run", "forkhorn has no --metrics-bind")
-    obs = report.Observability(metrics=bool(metrics_port))
+    repeat = ctx.repeat if ctx.args.quick else max(ctx.repeat, OBSERVABILITY_REPEAT)
+    obs = report.Observability(metrics=bool(metrics_port), repeat=repeat)
     ctx.results.observability = obs
     with ExitStack() as stack:
         servers: dict[str, Server] = {}
@@ -323,7 +330,7 @@ def observability(ctx: Context) -> None:
 def observe(ctx: Context, obs: report.Observability, servers: dict[str, Server]) -> None:
     if ctx.warmup and ctx.args.quick:
         warm(ctx, list(servers.values()), WORKLOADS["hello"])
-    runs = compare(ctx, list(servers.values()), WORKLOADS["hello"])
+    runs = compare(ctx, list(servers.values()), WORKLOADS["hello"], obs.repeat)
     for label, run in zip(servers, runs, strict=True):
         obs.runs[label] = run
     for label, run in sorted(obs.runs.items()):

@@ -26,8 +26,8 @@ Theory of operation:
   switch to get it back. With 8 threads all polling, one worker under wrk spent
   90-160 us of CPU per keep-alive hello; with one active thread, 51-61 us (2x the req/s).
   The other threads are for apps that block (I/O, ``time.sleep``): while requests run,
-  the main thread looks every ``_WATCH_INTERVAL`` and lends the slot of a thread stuck
-  in one request that long to a waiting thread, and re-arms the connections the stuck
+  the main thread looks for a thread stuck in one request for ``_STUCK_AFTER`` and lends
+  its slot to a waiting thread, and re-arms the connections the stuck
   thread had polled but not served yet (they would wait for it). The stuck thread waits
   for a slot again after its batch, unless requests are slow on average (``_pace``, the app blocks): then
   it serves on without one, so ``threads`` blocking requests run at once, as before.
@@ -89,15 +89,23 @@ _BATCH = 16
 _BATCH_BUDGET = 0.002
 #: pool threads serving at once while no request blocks (see the module docstring)
 _ACTIVE = 1
-#: how often the main thread looks for a pool thread stuck in a request while requests
-#: run, and how long one must be stuck to have its active slot lent to a waiting thread
-_WATCH_INTERVAL = 0.001
+#: how long a pool thread must be in one request to count as stuck: its slot is lent
+_STUCK_AFTER = 0.001
+#: how often the main thread looks for stuck threads while requests run: every
+#: _STUCK_AFTER while requests are slow on average (the app blocks), less often while they
+#: are fast. Each look takes the GIL from the serving thread and hands it back (futex
+#: waits and wakes, two context switches): looking every 1 ms under a fast keep-alive
+#: load cost 0.3 futex calls and 0.5 context switches per request in the workers; every
+#: 5 ms, 0.07 and 0.25. A fast app's occasional blocking request keeps the requests
+#: polled after it waiting up to _WATCH_INTERVAL_FAST before they go to other threads.
+_WATCH_INTERVAL_SLOW = _STUCK_AFTER
+_WATCH_INTERVAL_FAST = 0.005
 #: quiet looks (no request running) before the main thread stops watching and sleeps
 #: until a pool thread wakes it or its tick comes
 _WATCH_IDLE_LOOKS = 50
 #: a pool thread whose slot was lent keeps serving without one while requests take this
 #: long on average (``_pace``): the app blocks, and its requests need threads, not CPU.
-#: Under CPU contention fast requests are now and then held up past _WATCH_INTERVAL
+#: Under CPU contention fast requests are now and then held up past _STUCK_AFTER
 #: (the thread was preempted): one slow request must not turn the limit off.
 _SLOW_REQUEST = 0.001
 _PACE_WEIGHT = 0.125
@@ -310,7 +318,7 @@ class ThreadWorker(Worker):
 
     def _watch(self, now: float, tick: float) -> float:
         """Lend the active slot of every pool thread stuck in one request for longer than
-        ``_WATCH_INTERVAL`` to a waiting thread and hand its unserved batch back; return how
+        ``_STUCK_AFTER`` to a waiting thread and hand its unserved batch back; return how
         long the main thread may wait before it looks again (a tick once the pool has been
         quiet for a while)."""
         serving = self._serving
@@ -319,7 +327,7 @@ class ThreadWorker(Worker):
         for number, since in enumerate(serving):
             if since:
                 running = True
-                if now - since > _WATCH_INTERVAL:
+                if now - since > _STUCK_AFTER:
                     if not lent[number]:
                         lent[number] = True
                         self._slots.release()
@@ -333,11 +341,10 @@ class ThreadWorker(Worker):
             # Flag first, then look again: a pool thread marks itself serving, then reads
             # the flag, so one of the two sees the other and no request goes unwatched.
             self._watch_asleep = True
-            if any(serving):
-                self._watch_asleep = False
-                return _WATCH_INTERVAL
-            return tick
-        return _WATCH_INTERVAL
+            if not any(serving):
+                return tick
+            self._watch_asleep = False
+        return _WATCH_INTERVAL_SLOW if self._pace >= _SLOW_REQUEST else _WATCH_INTERVAL_FAST
 
     def _wait(self, timeout: float) -> None:
         """The main thread's wait: new connections, signals (and, without epoll, ready
