@@ -51,7 +51,17 @@ def patch_worker() -> None:
 
 
 def after_fork_in_child() -> None:
-    """Drop the hub inherited from the master; the next wait builds this process's own."""
-    import eventlet.hubs
+    """Drop the hub inherited from the master; the next wait builds this process's own:
+    ``OneShotHub`` (eventlet's epoll hub, one ``epoll_ctl`` per wait) unless
+    ``EVENTLET_HUB`` chooses another or there is no epoll."""
+    import os
 
-    eventlet.hubs.use_hub()
+    import eventlet.hubs
+    from eventlet.patcher import original
+
+    if os.environ.get("EVENTLET_HUB") or not hasattr(original("select"), "epoll"):
+        eventlet.hubs.use_hub()
+        return
+    from forkhorn_eventlet.hub import OneShotHub
+
+    eventlet.hubs.use_hub(OneShotHub)

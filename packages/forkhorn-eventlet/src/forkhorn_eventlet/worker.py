@@ -6,7 +6,8 @@ graceful stop) lives in ``forkhorn.workers.cooperative.CooperativeWorker``; this
 only says how eventlet patches, spawns, sleeps, schedules and makes sockets cooperative.
 
 Invariants: the master is greened by ``patch_master`` before logging and the app exist
-(see ``forkhorn_eventlet.patching``); each worker takes a new hub after fork. Importing
+(see ``forkhorn_eventlet.patching``); each worker takes a new hub after fork (a
+``forkhorn_eventlet.hub.OneShotHub``: one ``epoll_ctl`` per wait). Importing
 this module imports no eventlet. Connection green threads come from ``eventlet.spawn_n``
 (raw greenlets, no GreenThread result machinery). Accepted sockets are ``_EventletSocket``:
 eventlet's ``GreenSocket`` plus a cooperative ``sendmsg`` and a zero-copy ``sendfile``
