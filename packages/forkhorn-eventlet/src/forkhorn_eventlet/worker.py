@@ -109,10 +109,30 @@ class EventletWorker(CooperativeWorker):
 def _make_socket_class() -> type:
     """``GreenSocket`` with cooperative ``sendmsg`` and ``sendfile`` (built after patching)."""
     from eventlet.greenio import GreenSocket
-    from eventlet.hubs import trampoline
+    from eventlet.hubs import IOClosed, get_hub, trampoline
+    from greenlet import getcurrent
 
     def wait_writable(fd: int) -> None:
         trampoline(fd, write=True)
+
+    def wait_readable(sock: Any) -> None:
+        # GreenSocket._read_trampoline for a socket without a timeout (every connection's
+        # wait for its next request): the same hub calls, without the timeout exception
+        # it builds for every wait, nor its two frames on the way to trampoline().
+        if sock._closed:
+            raise IOClosed()
+        hub = get_hub()
+        current = getcurrent()
+        listener = hub.add(hub.READ, sock.fd.fileno(), current.switch, current.throw,
+                           sock._mark_as_closed)  # fmt: skip
+        try:
+            try:
+                hub.switch()
+            finally:
+                hub.remove(listener)
+        except IOClosed:
+            sock._mark_as_closed()  # the descriptor was recycled under this socket
+            raise
 
     class _EventletSocket(GreenSocket):  # type: ignore[misc, valid-type]
         # GreenSocket.accept() builds type(self): connections are _EventletSockets too.
@@ -125,7 +145,9 @@ def _make_socket_class() -> type:
             # readability first instead of paying a failing recv (EAGAIN) per request.
             if self._expect_quiet:
                 self._expect_quiet = False
-                if not self.act_non_blocking:
+                if self._timeout is None:
+                    wait_readable(self)
+                elif not self.act_non_blocking:
                     self._read_trampoline()
             try:
                 return self.fd.recv(bufsize, flags)  # type: ignore[no-any-return]
