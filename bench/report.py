@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.workloads import OBSERVABILITY_MIN_RATIO, WORKLOADS, target_for
+from bench.workloads import (
+    IDLE_MIN_RATIO,
+    OBSERVABILITY_MIN_RATIO,
+    WORKLOADS,
+    target_for,
+)
 from bench.wrk import WrkResult
 
 # "forkhorn <= gunicorn" for RSS and start-up: a ratio that shows as 1.00 counts as equal.
@@ -103,12 +108,33 @@ class Observability:
 
 
 @dataclass
+class IdleCheck:
+    """Hello keep-alive on one forkhorn async server without and with ``count`` idle
+    keep-alive connections held open beside it (``runs``: "without", "with")."""
+
+    worker_class: str
+    count: int
+    repeat: int = 1
+    runs: dict[str, Run] = field(default_factory=dict)
+    served: int = 0  # idle connections answered 200 (the fewest of the repetitions)
+    kept: int = 0  # of them, still open after the loaded run (the fewest)
+    error: str = ""
+
+    def ratio(self) -> float | None:
+        without, with_idle = self.runs.get("without"), self.runs.get("with")
+        if not (without and with_idle and without.result and with_idle.result):
+            return None
+        return with_idle.result.rps / without.result.rps if without.result.rps else None
+
+
+@dataclass
 class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     runs: list[Run] = field(default_factory=list)
     servers: list[ServerFigures] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     observability: Observability | None = None
+    idle: list[IdleCheck] = field(default_factory=list)
     microbench: dict[str, float] | None = None
 
     def skip(self, what: str, reason: str) -> None:
@@ -265,8 +291,60 @@ def observability_row(res: Results) -> dict[str, Any] | None:
     }
 
 
+def idle_rows(res: Results) -> list[dict[str, Any]]:
+    rows = []
+    for check in res.idle:
+        ratio = check.ratio()
+        failed = bool(check.error) or any(run.failed() for run in check.runs.values())
+        kept_all = check.served == check.count and check.kept == check.count
+        ok = not failed and kept_all and ratio is not None and ratio >= IDLE_MIN_RATIO
+        with_idle = check.runs.get("with")
+        rows.append({
+            "worker_class": check.worker_class,
+            "idle_connections": check.count,
+            "without_rps": _rps(check.runs.get("without")),
+            "with_rps": _rps(with_idle),
+            "ratio": ratio,
+            "with_latency": with_idle.result.to_json() if with_idle and with_idle.result else None,
+            "served": check.served,
+            "kept": check.kept,
+            "repeat": check.repeat,
+            "target": f">= {IDLE_MIN_RATIO:g} of without, every idle connection kept",
+            "result": "PASS" if ok else "FAIL",
+            "error": check.error,
+        })  # fmt: skip
+    return rows
+
+
+def _rps(run: Run | None) -> float | None:
+    return run.result.rps if run and run.result else None
+
+
+def _idle_md(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = [
+        f"## Idle keep-alive connections (forkhorn, hello keep-alive c50 beside "
+        f"{rows[0]['idle_connections']:,} idle ones)",
+        "",
+        "Each idle connection sent one request, read its 200 and stays open (`--keep-alive 60"
+        " --worker-connections 2000`); the rate is the median of the interleaved runs.",
+        "",
+        "| worker | without req/s | with req/s | with / without | p50 / p99 ms with "
+        "| idle served / still open | target | result |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['worker_class']} | {_num(r['without_rps'])} | {_num(r['with_rps'])} "
+            f"| {_num(r['ratio'], '.2f')} | {_lat(r['with_latency'])} "
+            f"| {r['served']:,} / {r['kept']:,} | {r['target']} | {r['result']} |"
+        )
+    return [*out, ""]
+
+
 def _extras_md(res: Results) -> list[str]:
-    out: list[str] = []
+    out: list[str] = _idle_md(idle_rows(res))
     obs = observability_row(res)
     if obs:
         out += [
@@ -300,7 +378,9 @@ def has_errors(res: Results) -> bool:
 def _errors(res: Results) -> list[str]:
     """One Markdown list item per failure (continuation lines indented to stay in the item)."""
     runs = res.runs + (list(res.observability.runs.values()) if res.observability else [])
+    runs += [run for check in res.idle for run in check.runs.values()]
     items = [(f"{r.server} {r.worker_class} {r.workload}", r.error) for r in runs if r.error]
+    items += [(f"forkhorn {c.worker_class} idle connections", c.error) for c in res.idle if c.error]
     items += [(f"{f.server} {f.worker_class}", f.error) for f in res.servers if f.error]
     return ["- " + f"{what}: {error}".replace("\n", "\n  ") for what, error in items]
 
@@ -331,6 +411,7 @@ def to_json(res: Results) -> dict[str, Any]:
         "throughput": throughput_rows(res),
         "servers": server_rows(res),
         "observability": observability_row(res),
+        "idle_connections": idle_rows(res),
         "microbench": res.microbench,
         "skipped": [{"what": w, "reason": r} for w, r in res.skipped],
         "runs": [r.to_json() for r in res.runs],
@@ -402,4 +483,7 @@ def exit_status(res: Results, fail_on_errors: bool) -> int:
     ours_failed = ours_failed or any(f.server == "forkhorn" and f.error for f in res.servers)
     obs = res.observability
     ours_failed = ours_failed or bool(obs and any(r.failed() for r in obs.runs.values()))
+    for check in res.idle:
+        ours_failed = ours_failed or bool(check.error)
+        ours_failed = ours_failed or any(r.failed() for r in check.runs.values())
     return 1 if ours_failed and fail_on_errors else 0

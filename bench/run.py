@@ -14,6 +14,8 @@ Invariants:
   turn (order flipped on each ``--repeat``), so host noise hits both sides alike; only one
   server is under load at any time. Both are stopped before the next class; no server
   outlives this process, even on TERM (see bench/servers.py).
+- The async classes also run hello beside 1,000 idle keep-alive connections, on a
+  forkhorn server of their own (``idle_connections``); the observability pair runs last.
 - Exit status: 0 when the harness worked, even if a speed target failed (the report says);
   1 when a forkhorn run had non-2xx responses or socket errors, or forkhorn failed to serve
   (unless ``--no-fail-on-errors``); 2 when the harness itself broke (wrk missing or
@@ -39,9 +41,18 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts bench/, not the repo
     sys.path.insert(0, str(REPO))
 
 from bench import probe, report  # noqa: E402
-from bench.servers import Server, ServerError, ServerSpec, free_port, http_status  # noqa: E402
+from bench.servers import (  # noqa: E402
+    IdleConnections,
+    Server,
+    ServerError,
+    ServerSpec,
+    free_port,
+    http_status,
+)
 from bench.workloads import (  # noqa: E402
+    ASYNC_CLASSES,
     FULL_WORKLOADS,
+    IDLE_CONNECTIONS,
     QUICK_WORKLOADS,
     WORKLOADS,
     Workload,
@@ -53,6 +64,8 @@ THREADS = 8
 #: interleaved runs per side of the observability pair (full mode): its two sides differ
 #: by a few microseconds per request, less than one run's noise on a shared host
 OBSERVABILITY_REPEAT = 5
+#: the same for the idle-connections pair (without / with), full mode
+IDLE_REPEAT = 3
 MICROBENCH_DIR = REPO / "packages" / "forkhorn" / "tests" / "http"
 MICROBENCH_CODE = "import sys; sys.path.insert(0, sys.argv[1]); import microbench; "
 MICROBENCH_CODE += "print(microbench.bench_parse(int(sys.argv[2])))"
@@ -113,6 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--startup-samples", type=int, help="starts per server for the median (default 3, quick 1)"
     )
     ap.add_argument("--skip-observability", action="store_true")
+    ap.add_argument(
+        "--skip-idle",
+        action="store_true",
+        help="skip the gevent/eventlet run beside 1,000 idle keep-alive connections",
+    )
     ap.add_argument("--skip-microbench", action="store_true")
     ap.add_argument(
         "--no-fail-on-errors",
@@ -290,6 +308,44 @@ def bench_class(ctx: Context, worker_class: str) -> None:
             for run in compare(ctx, servers, work):
                 ctx.results.runs.append(run)
                 ctx.say(f"  {run.server:8} {worker_class:8} {work.key:12} {run.summary()}")
+    ours = next((spec for spec in specs if spec.label == "forkhorn"), None)
+    if ours is not None and worker_class in ASYNC_CLASSES and not ctx.args.skip_idle:
+        idle_connections(ctx, ours)
+
+
+def idle_connections(ctx: Context, spec: ServerSpec) -> None:
+    """Hello keep-alive without and with IDLE_CONNECTIONS idle keep-alive connections held
+    open beside it, on a forkhorn async server of its own (keep-alive long enough to keep
+    them, worker connections to hold them), the two taking turns (median of each)."""
+    extra = ("--keep-alive", "60", "--worker-connections", str(2 * IDLE_CONNECTIONS))
+    spec = ServerSpec(spec.label, spec.python, spec.module, spec.worker_class, extra=extra)
+    repeat = ctx.repeat if ctx.args.quick else max(ctx.repeat, IDLE_REPEAT)
+    check = report.IdleCheck(spec.worker_class, IDLE_CONNECTIONS, repeat)
+    ctx.results.idle.append(check)
+    hello = WORKLOADS["hello"]
+    log = ctx.logdir / f"idle-{spec.worker_class}.log"
+    samples: dict[str, list[report.Run]] = {"without": [], "with": []}
+    served, kept = [], []
+    try:
+        with Server(spec, REPO, log, ctx.env) as srv:
+            if ctx.warmup:
+                warm(ctx, [srv], hello)
+            for _ in range(repeat):
+                samples["without"].append(load(ctx, srv, hello, ctx.duration))
+                with IdleConnections(srv.port, IDLE_CONNECTIONS) as idle:
+                    samples["with"].append(load(ctx, srv, hello, ctx.duration))
+                    served.append(idle.served)
+                    kept.append(idle.still_open())
+    except (ServerError, OSError) as exc:
+        check.error = str(exc)
+        ctx.say(f"  forkhorn {spec.worker_class} idle connections: FAILED: {exc}")
+        return
+    check.runs = {label: representative(runs) for label, runs in samples.items()}
+    check.served, check.kept = min(served), min(kept)
+    for label, run in check.runs.items():
+        run.workload = f"hello ({label} {IDLE_CONNECTIONS} idle connections)"
+        ctx.say(f"  forkhorn {spec.worker_class:8} {label:7} idle: {run.summary()}")
+    ctx.say(f"  idle connections served {check.served}, still open after the run {check.kept}")
 
 
 def observability(ctx: Context) -> None:

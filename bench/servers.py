@@ -100,6 +100,68 @@ def http_status(port: int, path: str = "/", timeout: float = 1.0) -> int:
         conn.close()
 
 
+class IdleConnections:
+    """``count`` keep-alive connections to ``port``, each answered once and then left idle:
+    ``with IdleConnections(port, 1000) as idle: ...``; ``served`` counts the 200s, and
+    ``still_open()`` how many the server has not closed."""
+
+    REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    def __init__(self, port: int, count: int, timeout: float = 10.0) -> None:
+        self.port = port
+        self.count = count
+        self.timeout = timeout
+        self.socks: list[socket.socket] = []
+        self.served = 0
+
+    def __enter__(self) -> IdleConnections:
+        try:
+            for _ in range(self.count):
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+                self.socks.append(sock)
+                sock.sendall(self.REQUEST)
+            self.served = sum(self._answered(sock) for sock in self.socks)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _answered(sock: socket.socket) -> bool:
+        """Read one response (the bench app's hello: its head and 14 bytes); True on a 200."""
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < 14:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                data += chunk
+        except OSError:
+            return False
+        return data.startswith(b"HTTP/1.1 200 ")
+
+    def still_open(self) -> int:
+        """Connections the server kept: a read finds nothing yet (no EOF, no reset)."""
+        count = 0
+        for sock in self.socks:
+            sock.setblocking(False)
+            try:
+                sock.recv(1)
+            except BlockingIOError:
+                count += 1
+            except OSError:
+                pass
+        return count
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+        self.socks = []
+
+
 @dataclass
 class Server:
     """A running server; use as ``with Server(spec, cwd, log_path) as srv: ...``."""

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench import report, run
-from bench.servers import ServerSpec
+from bench.servers import IdleConnections, ServerSpec
 from bench.workloads import WORKLOADS, target_for
 from bench.wrk import WrkError, WrkResult, build_command, parse_report
 
@@ -179,3 +179,61 @@ def test_servers_take_turns_in_an_order_flipped_on_each_repetition(
     assert loaded == warm_up + [(name, 5) for name in turns]
     assert [r.server for r in chosen] == ["forkhorn", "gunicorn"]  # in the servers' order
     assert [r.samples for r in chosen] == [[3.0, 6.0, 7.0], [4.0, 5.0, 8.0]]
+
+
+def _idle_check(without: float, with_idle: float, kept: int = 1000) -> report.IdleCheck:
+    check = report.IdleCheck("gevent", 1000, repeat=3, served=1000, kept=kept)
+    check.runs = {
+        "without": report.Run("forkhorn", "gevent", "hello", _result(without)),
+        "with": report.Run("forkhorn", "gevent", "hello", _result(with_idle)),
+    }
+    return check
+
+
+def test_idle_connections_pass_only_within_the_ratio_and_all_kept(tmp_path: Path) -> None:
+    res = _results()
+    res.idle = [_idle_check(20_000.0, 19_000.0)]
+    assert report.idle_rows(res)[0]["result"] == "PASS"
+    text = report.write_all(res, tmp_path)
+    assert "| gevent | 20,000 | 19,000 | 0.95 | 1.00 / 2.00 | 1,000 / 1,000 |" in text
+    res.idle = [_idle_check(20_000.0, 17_000.0)]  # slowed by 15%
+    assert report.idle_rows(res)[0]["result"] == "FAIL"
+    res.idle = [_idle_check(20_000.0, 20_000.0, kept=990)]  # the server dropped some
+    assert report.idle_rows(res)[0]["result"] == "FAIL"
+    res.idle = [_idle_check(20_000.0, 20_000.0)]
+    res.idle[0].runs["with"] = report.Run("forkhorn", "gevent", "hello", _result(20_000.0, 2))
+    assert report.idle_rows(res)[0]["result"] == "FAIL"
+    assert report.exit_status(res, fail_on_errors=True) == 1  # errors fail the run
+
+
+def test_idle_connections_are_answered_held_and_counted() -> None:
+    """The holder against a real keep-alive server that closes its third connection after
+    the answer: 5 served, 4 still open."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\nHello, World!\n"
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        for n in range(5):
+            conn, _ = listener.accept()
+            conn.recv(4096)
+            conn.sendall(answer)
+            accepted.append(conn)
+            if n == 2:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with IdleConnections(listener.getsockname()[1], 5, timeout=5) as idle:
+            thread.join(timeout=5)
+            assert idle.served == 5
+            assert idle.still_open() == 4
+        assert idle.socks == []
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()

@@ -87,6 +87,10 @@ _EVERY_CLASS: dict[str, Target] = {
     "post": Target(1.5),
 }
 OBSERVABILITY_MIN_RATIO = 0.85  # access log + metrics on: within 15% of both off
+#: the async workers' idle-connections check: this many idle keep-alive connections held
+#: open beside a wrk hello run must leave its rate within 10% of the rate without them
+IDLE_CONNECTIONS = 1000
+IDLE_MIN_RATIO = 0.9
 
 
 def target_for(workload: str, worker_class: str) -> Target:
