@@ -176,6 +176,9 @@ def _make_socket_class() -> type:
             self._expect_quiet = True
 
         def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0) -> int:
+            # A large body leaves with sendmsg([head, body]): like send(), it is a response,
+            # and the next recv waits for the client's answer first.
+            self._expect_quiet = True
             return self._send_loop(self.fd.sendmsg, buffers, ancdata, flags)  # type: ignore[no-any-return]
 
         def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:

@@ -167,6 +167,12 @@ def _make_socket_class() -> type:
                 super().sendall(memoryview(data)[sent:], flags)
             self._expect_quiet = True
 
+        def sendmsg(self, *args: Any) -> int:
+            # A large body leaves with sendmsg([head, body]): like send(), it is a response,
+            # and the next recv waits for the client's answer first.
+            self._expect_quiet = True
+            return super().sendmsg(*args)  # type: ignore[no-any-return]
+
         def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
             return cooperative_sendfile(self, file, offset, count, self._wait_writable)
 

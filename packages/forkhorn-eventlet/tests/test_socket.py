@@ -1,0 +1,83 @@
+"""The connection socket's fast paths keep eventlet's semantics and save the failing recv.
+
+Run in a subprocess: the socket class is built after patching (on the worker's hub), and
+the test process itself must stay unpatched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import server_env
+
+CHECKS = r"""
+import eventlet
+eventlet.monkey_patch()
+from eventlet.patcher import original
+from forkhorn_eventlet import patching
+patching.after_fork_in_child()  # the hub a worker runs
+from forkhorn_eventlet.worker import _make_socket_class
+
+Sock = _make_socket_class()
+a, b = original("socket").socketpair()
+ours, peer = Sock(a), Sock(b)
+
+
+class Spy:
+    # the OS socket under ours, counting the recvs that fail (EAGAIN)
+    def __init__(self, sock):
+        self.sock, self.failed = sock, 0
+    def recv(self, *args):
+        try:
+            return self.sock.recv(*args)
+        except BlockingIOError:
+            self.failed += 1
+            raise
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+ours.fd = spy = Spy(ours.fd)
+
+
+def answer():
+    eventlet.sleep(0.05)
+    peer.sendall(b"next request")
+
+
+# nothing sent yet: recv waits cooperatively (through eventlet's own loop)
+eventlet.spawn(answer)
+assert ours.recv(100) == b"next request"
+
+# after a response, whichever way it left (send, sendall, or sendmsg for a large body),
+# recv waits for the answer first: no recv fails before it
+for name, respond in (
+    ("send", lambda: ours.send(b"response")),
+    ("sendall", lambda: ours.sendall(b"response")),
+    ("sendmsg", lambda: ours.sendmsg([b"resp", b"onse"])),
+):
+    spy.failed = 0
+    respond()
+    assert peer.recv(100) == b"response"
+    eventlet.spawn(answer)
+    assert ours.recv(100) == b"next request", name
+    assert spy.failed == 0, (name, spy.failed)
+
+# a non-blocking socket (timeout 0) still raises at once
+ours.settimeout(0)
+try:
+    ours.recv(100)
+except BlockingIOError:
+    pass
+else:
+    raise AssertionError("no BlockingIOError")
+print("ok")
+"""
+
+
+def test_send_and_recv_fast_paths_keep_eventlet_semantics() -> None:
+    result = subprocess.run([sys.executable, "-c", CHECKS], env=server_env(),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
