@@ -15,6 +15,7 @@ CHECKS = r"""
 import eventlet
 eventlet.monkey_patch()
 from eventlet.patcher import original
+from forkhorn.testing.sockets import RecvSpy
 from forkhorn_eventlet import patching
 patching.after_fork_in_child()  # the hub a worker runs
 from forkhorn_eventlet.worker import _make_socket_class
@@ -22,23 +23,7 @@ from forkhorn_eventlet.worker import _make_socket_class
 Sock = _make_socket_class()
 a, b = original("socket").socketpair()
 ours, peer = Sock(a), Sock(b)
-
-
-class Spy:
-    # the OS socket under ours, counting the recvs that fail (EAGAIN)
-    def __init__(self, sock):
-        self.sock, self.failed = sock, 0
-    def recv(self, *args):
-        try:
-            return self.sock.recv(*args)
-        except BlockingIOError:
-            self.failed += 1
-            raise
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
-
-
-ours.fd = spy = Spy(ours.fd)
+ours.fd = spy = RecvSpy(ours.fd)  # ours's OS socket, counting the recvs that fail
 
 
 def answer():
@@ -52,13 +37,13 @@ assert ours.recv(100) == b"next request"
 
 # after a response, whichever way it left (send, sendall, or sendmsg for a large body),
 # recv waits for the answer first: no recv fails before it
-for name, respond in (
-    ("send", lambda: ours.send(b"response")),
-    ("sendall", lambda: ours.sendall(b"response")),
-    ("sendmsg", lambda: ours.sendmsg([b"resp", b"onse"])),
+for name, respond, returned in (
+    ("send", lambda: ours.send(b"response"), 8),
+    ("sendall", lambda: ours.sendall(b"response"), None),
+    ("sendmsg", lambda: ours.sendmsg([b"resp", b"onse"]), 8),
 ):
     spy.failed = 0
-    respond()
+    assert respond() == returned, name
     assert peer.recv(100) == b"response"
     eventlet.spawn(answer)
     assert ours.recv(100) == b"next request", name

@@ -15,12 +15,21 @@ CHECKS = r"""
 import socket, gevent
 from gevent import monkey
 monkey.patch_all()
+from forkhorn.testing.sockets import RecvSpy
 from forkhorn_gevent.worker import _make_socket_class
 
 Sock = _make_socket_class()
-a, b = socket.socketpair()
-ours = Sock(a.family, a.type, a.proto, fileno=a.detach())
-peer = Sock(b.family, b.type, b.proto, fileno=b.detach())
+
+
+def pair():
+    # ours (its OS socket under a spy counting the recvs that fail) and its peer
+    a, b = socket.socketpair()
+    ours = Sock(a.family, a.type, a.proto, fileno=a.detach())
+    ours._sock = spy = RecvSpy(ours._sock)
+    return ours, Sock(b.family, b.type, b.proto, fileno=b.detach()), spy
+
+
+ours, peer, spy = pair()
 
 # send(MSG_DONTWAIT) on a full buffer raises instead of waiting: the handler then waits
 # itself, under its write_timeout
@@ -47,6 +56,7 @@ def answer():
     peer.sendall(b"next request")
 gevent.spawn(answer)
 assert ours.recv(100) == b"next request"
+assert spy.failed == 0, spy.failed
 
 # nothing sent, nothing there: recv still waits cooperatively
 gevent.spawn(answer)
@@ -62,29 +72,20 @@ else:
     raise AssertionError("no BlockingIOError")
 reader.kill()
 
-# after a response leaves through sendmsg (a large body goes out as [head, body]), recv
-# waits for the answer first too: no recv fails (EAGAIN) before it. A spy on the OS
-# socket counts the failures.
-class Spy:
-    def __init__(self, sock):
-        self.sock, self.failed = sock, 0
-    def recv(self, *args):
-        try:
-            return self.sock.recv(*args)
-        except BlockingIOError:
-            self.failed += 1
-            raise
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
-
-c, d = socket.socketpair()
-ours = Sock(c.family, c.type, c.proto, fileno=c.detach())
-peer = Sock(d.family, d.type, d.proto, fileno=d.detach())
-ours._sock = spy = Spy(ours._sock)
-assert ours.sendmsg([b"head", b"body"]) == 8
-gevent.spawn(answer)
-assert ours.recv(100) == b"next request"
-assert spy.failed == 0, spy.failed
+# after a response, whichever way it left (send, sendall, or sendmsg for a large body),
+# recv waits for the answer first: no recv fails before it
+ours, peer, spy = pair()
+for name, respond, returned in (
+    ("send", lambda: ours.send(b"response"), 8),
+    ("sendall", lambda: ours.sendall(b"response"), None),
+    ("sendmsg", lambda: ours.sendmsg([b"resp", b"onse"]), 8),
+):
+    spy.failed = 0
+    assert respond() == returned, name
+    assert peer.recv(100) == b"response"
+    gevent.spawn(answer)
+    assert ours.recv(100) == b"next request", name
+    assert spy.failed == 0, (name, spy.failed)
 print("ok")
 """
 

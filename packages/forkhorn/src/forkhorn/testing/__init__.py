@@ -25,6 +25,8 @@ Modules:
   (``children``, ``session_members``, ``end_session``).
 - :mod:`forkhorn.testing.apps`: the WSGI apps the servers serve (``app``, ``checked``,
   ``echo_app``), importable as ``forkhorn.testing.apps:app``.
+- :mod:`forkhorn.testing.sockets`: ``RecvSpy``, which counts the failing ``recv`` calls
+  under a worker's own cooperative socket class.
 - :mod:`forkhorn.testing.suite`: the shared tests (worker behaviour, Gunicorn's request
   corpus over a socket, reliability scenarios). The corpus and the reliability scenarios
   live in the core package's ``tests`` directory: from a wheel (no tests) those tests skip,
