@@ -58,7 +58,8 @@ class OneShotHub(epolls.Hub):  # type: ignore[misc]
             self.register(fileno)  # the other direction still waits: re-arm it
 
     def register(self, fileno: int, new: bool = False) -> None:
-        """Arm ``fileno`` for what its listeners wait for; nothing when none waits."""
+        """Arm ``fileno`` for what its listeners wait for; nothing when none waits.
+        (``new``, from eventlet's signature, is not needed: ``_known`` says which.)"""
         mask = 0
         if fileno in self.listeners[READ]:
             mask = self.READ_MASK | self.EXC_MASK

@@ -26,11 +26,13 @@ Theory of operation:
   switch to get it back. With 8 threads all polling, one worker under wrk spent
   90-160 us of CPU per keep-alive hello; with one active thread, 51-61 us (2x the req/s).
   The other threads are for apps that block (I/O, ``time.sleep``): while requests run,
-  the main thread looks for a thread stuck in one request for ``_STUCK_AFTER`` and lends
-  its slot to a waiting thread, and re-arms the connections the stuck
-  thread had polled but not served yet (they would wait for it). The stuck thread waits
-  for a slot again after its batch, unless requests are slow on average (``_pace``, the app blocks): then
-  it serves on without one, so ``threads`` blocking requests run at once, as before.
+  the main thread looks for a thread stuck in one request for ``_STUCK_AFTER`` (often
+  while requests are slow, rarely while they are fast: each look costs the serving
+  thread the GIL), lends its slot to a waiting thread, and re-arms the connections the
+  stuck thread had polled but not served yet (they would wait for it). The stuck thread
+  waits for a slot again after its batch, unless requests are slow on average (``_pace``,
+  the app blocks): then it serves on without one, so ``threads`` blocking requests run at
+  once, as before.
 - Keep-alive: a parked connection idle for ``keepalive`` seconds is closed; ``keepalive = 0``
   disables keep-alive; a new connection has ``header_timeout`` seconds (else ``timeout``)
   to send its first request.
@@ -597,7 +599,8 @@ class ThreadWorker(Worker):
                     pass
 
     def _queue_main(self, number: int) -> None:
-        """A pool thread fed by the main thread (no epoll)."""
+        """A pool thread fed by the main thread (no epoll). ``number`` (the thread's index,
+        which ``_poll_main`` uses) is not needed here: no slots, no watch."""
         get = self._queue.get
         while True:
             conn = get()
