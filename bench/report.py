@@ -101,10 +101,7 @@ class Observability:
         )
 
     def ratio(self) -> float | None:
-        off, on = self.runs.get("off"), self.runs.get("on")
-        if not (off and on and off.result and on.result and off.result.rps):
-            return None
-        return on.result.rps / off.result.rps
+        return _rate_ratio(self.runs.get("on"), self.runs.get("off"))
 
 
 @dataclass
@@ -121,10 +118,21 @@ class IdleCheck:
     error: str = ""
 
     def ratio(self) -> float | None:
-        without, with_idle = self.runs.get("without"), self.runs.get("with")
-        if not (without and with_idle and without.result and with_idle.result):
-            return None
-        return with_idle.result.rps / without.result.rps if without.result.rps else None
+        return _rate_ratio(self.runs.get("with"), self.runs.get("without"))
+
+    def failed(self) -> bool:
+        """The check broke or a run had errors (whatever the rates)."""
+        return bool(self.error) or any(run.failed() for run in self.runs.values())
+
+
+def _rps(run: Run | None) -> float | None:
+    return run.result.rps if run and run.result else None
+
+
+def _rate_ratio(run: Run | None, base: Run | None) -> float | None:
+    """req/s of ``run`` over ``base``'s (None when either has no figure)."""
+    rps, base_rps = _rps(run), _rps(base)
+    return rps / base_rps if rps is not None and base_rps else None
 
 
 @dataclass
@@ -295,9 +303,8 @@ def idle_rows(res: Results) -> list[dict[str, Any]]:
     rows = []
     for check in res.idle:
         ratio = check.ratio()
-        failed = bool(check.error) or any(run.failed() for run in check.runs.values())
         kept_all = check.served == check.count and check.kept == check.count
-        ok = not failed and kept_all and ratio is not None and ratio >= IDLE_MIN_RATIO
+        ok = not check.failed() and kept_all and ratio is not None and ratio >= IDLE_MIN_RATIO
         with_idle = check.runs.get("with")
         rows.append({
             "worker_class": check.worker_class,
@@ -314,10 +321,6 @@ def idle_rows(res: Results) -> list[dict[str, Any]]:
             "error": check.error,
         })  # fmt: skip
     return rows
-
-
-def _rps(run: Run | None) -> float | None:
-    return run.result.rps if run and run.result else None
 
 
 def _idle_md(rows: list[dict[str, Any]]) -> list[str]:
@@ -483,7 +486,5 @@ def exit_status(res: Results, fail_on_errors: bool) -> int:
     ours_failed = ours_failed or any(f.server == "forkhorn" and f.error for f in res.servers)
     obs = res.observability
     ours_failed = ours_failed or bool(obs and any(r.failed() for r in obs.runs.values()))
-    for check in res.idle:
-        ours_failed = ours_failed or bool(check.error)
-        ours_failed = ours_failed or any(r.failed() for r in check.runs.values())
+    ours_failed = ours_failed or any(check.failed() for check in res.idle)
     return 1 if ours_failed and fail_on_errors else 0
