@@ -1,15 +1,19 @@
 """The gthread worker in a real server: keep-alive, pipelining, the connection cap, a real
-per-request timeout, graceful stop."""
+per-request timeout, graceful stop; and its main thread's watch on a worker's state."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from forkhorn.config import Config
+from forkhorn.logging import Logger
 from forkhorn.testing.suite import burst_splits, read_responses
+from forkhorn.workers import gthread
 from worker_servers import Server, start_server
 
 __all__ = ["start_server"]
@@ -289,3 +293,26 @@ def test_a_blocked_request_does_not_hold_up_a_quick_one(
     assert time.monotonic() - started < 1.0
     slow.join(10)
     server.terminate()
+
+
+def test_the_watch_looks_often_only_while_requests_are_slow_and_lends_a_stuck_slot() -> None:
+    """The main thread's watch (ThreadWorker._watch) on a worker's real state, no process:
+    how long it may wait before looking again, and what it does to a stuck thread."""
+    cfg = Config()
+    cfg.set("threads", 2)
+    worker = gthread.ThreadWorker(1, os.getpid(), [], None, 15.0, cfg, Logger(cfg))
+    now = time.monotonic()
+    worker._serving[0] = now  # thread 0 has just started a request
+    assert worker._watch(now, 1.0) == gthread._WATCH_INTERVAL_FAST  # requests are fast
+    worker._pace = gthread._SLOW_REQUEST  # the app blocks: look every _STUCK_AFTER
+    assert worker._watch(now, 1.0) == gthread._WATCH_INTERVAL_SLOW == gthread._STUCK_AFTER
+    # thread 0 holds the only slot and is stuck past _STUCK_AFTER with 2 fds still polled
+    assert worker._slots.acquire(blocking=False)
+    worker._batches[0].extend([1000, 1001])
+    later = now + 2 * gthread._STUCK_AFTER
+    worker._watch(later, 1.0)
+    assert worker._lent[0]
+    assert worker._batches[0] == []  # handed back (these fds are no connections: dropped)
+    assert worker._slots.acquire(blocking=False)  # the slot went to a waiting thread
+    worker._watch(later, 1.0)
+    assert not worker._slots.acquire(blocking=False)  # lent once, not at every look
