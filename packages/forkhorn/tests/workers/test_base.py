@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,6 +24,9 @@ from forkhorn.workers.heartbeat import (
     WANTS_RETIREMENT,
     HeartbeatBoard,
 )
+from worker_servers import Server, start_server
+
+__all__ = ["start_server"]
 
 
 class _App:
@@ -308,3 +312,14 @@ def test_init_process_marks_ready_then_runs_then_drains():
     assert worker.slot.state == READY
     worker.slot.set_state(DRAIN)
     assert _exit_status_of(worker) == 0
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_the_worker_freezes_what_it_loaded_before_serving(
+    start_server: Callable[..., Server], worker_class: str
+) -> None:
+    server = start_server("-w", "1", "-k", worker_class)
+    status, body = server.get("/gc")
+    assert status == 200
+    # the app and the server's own objects, out of the collector's reach (0 without freeze)
+    assert int(body) > 1000

@@ -19,7 +19,7 @@ from forkhorn.testing.processes import Process
 from forkhorn.testing.servers import free_port
 
 APP = """
-import os, time
+import gc, os, time
 from wsgiref.validate import validator
 
 def app(environ, start_response):
@@ -28,6 +28,8 @@ def app(environ, start_response):
         time.sleep(float(environ["QUERY_STRING"] or "0"))
     if path == "/echo":
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    elif path == "/gc":
+        body = str(gc.get_freeze_count()).encode()
     else:
         body = "{} {} {}".format(
             os.getpid(), environ["REMOTE_PORT"], environ["wsgi.multithread"]).encode()
