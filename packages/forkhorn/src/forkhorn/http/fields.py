@@ -66,7 +66,10 @@ def fast_field_lines(text: str, start: int, end: int) -> list[tuple[str, str]] |
     careful path then decides). One regex pass and one count, no per-char Python work.
     A value ending in whitespace or a name holding ``_`` (rare) also goes the careful way,
     which trims the one and maps the other (``header_map``)."""
-    if text.find(" \r", start, end) >= 0 or text.find("\t\r", start, end) >= 0:
+    # ``in`` first: it takes no arguments to parse, where ``find(sub, start, end)`` does
+    if (" \r" in text or "\t\r" in text) and (
+        text.find(" \r", start, end) >= 0 or text.find("\t\r", start, end) >= 0
+    ):
         return None
     pairs = _FIELD_LINE_RE.findall(text, start, end)
     if len(pairs) != text.count("\n", start, end):
