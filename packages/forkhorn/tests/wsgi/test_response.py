@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -327,3 +331,100 @@ def test_error_response_is_complete_and_closes() -> None:
     assert any(line.startswith(b"Date: ") for line in lines)
     assert b"Connection: close" in lines
     assert b"Content-Length: %d" % len(body) in lines
+
+
+# -- file bodies over real sockets (sync and gthread: the stdlib socket class) --------------
+
+
+def _socket_pair(client_rcvbuf: int = 1 << 16) -> tuple[socket.socket, socket.socket]:
+    """(server side, client side) of a loopback TCP connection; the client reads nothing
+    until told, through a small receive buffer."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, client_rcvbuf)
+        client.connect(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
+
+
+def _file_response(server: socket.socket, write_timeout: float) -> Response:
+    ctx = ResponseContext(RecordingLog(), tls=False, write_timeout=write_timeout)
+    req = Request("GET", "/f", "/f", "", (1, 1), [])
+    resp = Response(ctx, server, req, True, EmptyInput())
+    resp.start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return resp
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(min(left, 1 << 16))
+        assert chunk, "connection closed early"
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def test_a_file_that_fits_in_the_socket_buffer_does_not_wait_for_the_client(
+    tmp_path: Any,
+) -> None:
+    # socket.sendfile polls once more after the last block: with the send buffer mostly
+    # full, that poll waits until the client reads (here: never, so until write_timeout)
+    server, client = _socket_pair()
+    with server, client:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        size = server.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) * 3 // 4
+        path = tmp_path / "f.bin"
+        path.write_bytes(os.urandom(size))
+        resp = _file_response(server, write_timeout=3.0)
+        with path.open("rb") as handle:
+            started = time.monotonic()
+            assert resp.send_file(FileWrapper(handle))
+            assert time.monotonic() - started < 1.0
+            assert handle.tell() == size  # left after the bytes sent, as socket.sendfile does
+        stream = client.makefile("rb")
+        while stream.readline() != b"\r\n":
+            pass
+        assert stream.read(size) == path.read_bytes()
+
+
+def test_a_file_larger_than_the_buffers_waits_for_a_slow_reader(tmp_path: Any) -> None:
+    server, client = _socket_pair()
+    with server, client:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        size = 4 << 20
+        path = tmp_path / "f.bin"
+        path.write_bytes(os.urandom(size))
+        resp = _file_response(server, write_timeout=5.0)
+        received: list[bytes] = []
+
+        def read_slowly() -> None:
+            time.sleep(0.2)  # the sender meets a full buffer first
+            stream = client.makefile("rb")
+            while stream.readline() != b"\r\n":
+                pass
+            received.append(stream.read(size))
+
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        with path.open("rb") as handle:
+            assert resp.send_file(FileWrapper(handle))
+        reader.join(10)
+        assert received == [path.read_bytes()]
+
+
+def test_a_client_that_stops_reading_a_file_is_dropped_after_write_timeout(
+    tmp_path: Any,
+) -> None:
+    server, client = _socket_pair()
+    with server, client:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        path = tmp_path / "f.bin"
+        path.write_bytes(os.urandom(8 << 20))
+        resp = _file_response(server, write_timeout=0.5)
+        with path.open("rb") as handle:
+            started = time.monotonic()
+            with pytest.raises(ClientDisconnected, match="write_timeout"):
+                resp.send_file(FileWrapper(handle))
+        assert 0.4 < time.monotonic() - started < 3.0
+        assert server.gettimeout() is None  # the socket's own timeout is back

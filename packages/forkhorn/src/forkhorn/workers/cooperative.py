@@ -60,6 +60,11 @@ from forkhorn.workers.base import (
     ACCEPT_STEP_ASIDE,
     Worker,
 )
+from forkhorn.wsgi.sendfile import sendfile_all
+
+#: ``sendfile_all`` under the name the gevent and eventlet sockets (and third-party
+#: workers) import: a socket's ``sendfile`` with the library's own wait
+cooperative_sendfile = sendfile_all
 
 _worker_request_started = Worker.request_started
 _worker_request_finished = Worker.request_finished
@@ -67,7 +72,6 @@ _worker_request_finished = Worker.request_finished
 _CLIENT_GONE_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT, errno.EBADF}
 )
-_SENDFILE_BLOCK = 1 << 20
 
 
 class CooperativeWorker(Worker):
@@ -390,31 +394,6 @@ class CooperativeWorker(Worker):
         """The app now speaks its own protocol on this connection (a websocket): it may
         stay open as long as the app likes; only the graceful stop still ends it."""
         self._taken_over.add(self._current())
-
-
-def cooperative_sendfile(
-    sock: Any, file: Any, offset: int, count: int | None, wait_writable: Callable[[int], None]
-) -> int:
-    """``socket.sendfile`` for a non-blocking socket: zero-copy ``os.sendfile``, waiting
-    cooperatively (``wait_writable(fd)``) whenever the socket buffer is full."""
-    sock_fd = sock.fileno()
-    file_fd = file.fileno()
-    total = 0
-    try:
-        while count is None or total < count:
-            block = _SENDFILE_BLOCK if count is None else min(count - total, _SENDFILE_BLOCK)
-            try:
-                sent = os.sendfile(sock_fd, file_fd, offset + total, block)
-            except BlockingIOError:
-                wait_writable(sock_fd)
-                continue
-            if sent == 0:
-                break  # end of file
-            total += sent
-    finally:
-        if total:
-            file.seek(offset + total)  # as socket.sendfile leaves it
-    return total
 
 
 class _HandshakeFailed(Exception):

@@ -34,10 +34,12 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from forkhorn.http.dates import formatdate
 from forkhorn.http.fields import TOKEN_RE
+from forkhorn.wsgi.sendfile import poll_writable, sendfile_all
 
 if TYPE_CHECKING:
     from forkhorn.http.request import Request
@@ -67,7 +69,9 @@ _CACHE_MAX = 512
 _JOIN_MAX = 65536
 _MSG_MORE = int(getattr(socket, "MSG_MORE", 0))  # int: enum arithmetic is slow
 _DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
-_SENDFILE_BLOCK = 0x3FFFFFFF
+#: the socket class of the sync and gthread workers' connections: the stdlib's (a worker
+#: with a class of its own, gevent's or eventlet's, brings its own ``sendfile``)
+_PLAIN_SOCKET = socket.socket
 
 
 class InvalidResponse(ValueError):
@@ -371,7 +375,11 @@ class Response:
             # sendfile then waits for room at most write_timeout at a time
             sock.settimeout(timeout if saved is None else min(timeout, saved))
         try:
-            sock.sendfile(wrapper.filelike, offset, nbytes)
+            if type(sock) is _PLAIN_SOCKET:  # sync, gthread
+                wait = partial(poll_writable, timeout=sock.gettimeout())
+                sendfile_all(sock, wrapper.filelike, offset, nbytes, wait)
+            else:  # a worker's own socket class brings its (cooperative) sendfile
+                sock.sendfile(wrapper.filelike, offset, nbytes)
         except OSError as exc:
             self.keep_alive = False
             raise ClientDisconnected(_send_failure(exc, timeout)) from exc
