@@ -336,15 +336,22 @@ def test_error_response_is_complete_and_closes() -> None:
 # -- file bodies over real sockets (sync and gthread: the stdlib socket class) --------------
 
 
-def _socket_pair(client_rcvbuf: int = 1 << 16) -> tuple[socket.socket, socket.socket]:
+def _socket_pair(server_sndbuf: int) -> tuple[socket.socket, socket.socket]:
     """(server side, client side) of a loopback TCP connection; the client reads nothing
     until told, through a small receive buffer."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, client_rcvbuf)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
         client.connect(listener.getsockname())
         server, _ = listener.accept()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, server_sndbuf)
     return server, client
+
+
+def _random_file(tmp_path: Any, size: int) -> Any:
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(size))
+    return path
 
 
 def _file_response(server: socket.socket, write_timeout: float) -> Response:
@@ -355,14 +362,11 @@ def _file_response(server: socket.socket, write_timeout: float) -> Response:
     return resp
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(min(left, 1 << 16))
-        assert chunk, "connection closed early"
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+def _read_body(client: socket.socket, size: int) -> bytes:
+    stream = client.makefile("rb")
+    while stream.readline() != b"\r\n":
+        pass
+    return stream.read(size)
 
 
 def test_a_file_that_fits_in_the_socket_buffer_does_not_wait_for_the_client(
@@ -370,40 +374,29 @@ def test_a_file_that_fits_in_the_socket_buffer_does_not_wait_for_the_client(
 ) -> None:
     # socket.sendfile polls once more after the last block: with the send buffer mostly
     # full, that poll waits until the client reads (here: never, so until write_timeout)
-    server, client = _socket_pair()
+    server, client = _socket_pair(server_sndbuf=1 << 20)
     with server, client:
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         size = server.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) * 3 // 4
-        path = tmp_path / "f.bin"
-        path.write_bytes(os.urandom(size))
+        path = _random_file(tmp_path, size)
         resp = _file_response(server, write_timeout=3.0)
         with path.open("rb") as handle:
             started = time.monotonic()
             assert resp.send_file(FileWrapper(handle))
             assert time.monotonic() - started < 1.0
             assert handle.tell() == size  # left after the bytes sent, as socket.sendfile does
-        stream = client.makefile("rb")
-        while stream.readline() != b"\r\n":
-            pass
-        assert stream.read(size) == path.read_bytes()
+        assert _read_body(client, size) == path.read_bytes()
 
 
 def test_a_file_larger_than_the_buffers_waits_for_a_slow_reader(tmp_path: Any) -> None:
-    server, client = _socket_pair()
+    server, client = _socket_pair(server_sndbuf=1 << 16)
     with server, client:
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-        size = 4 << 20
-        path = tmp_path / "f.bin"
-        path.write_bytes(os.urandom(size))
+        path = _random_file(tmp_path, 4 << 20)
         resp = _file_response(server, write_timeout=5.0)
         received: list[bytes] = []
 
         def read_slowly() -> None:
             time.sleep(0.2)  # the sender meets a full buffer first
-            stream = client.makefile("rb")
-            while stream.readline() != b"\r\n":
-                pass
-            received.append(stream.read(size))
+            received.append(_read_body(client, 4 << 20))
 
         reader = threading.Thread(target=read_slowly)
         reader.start()
@@ -416,11 +409,9 @@ def test_a_file_larger_than_the_buffers_waits_for_a_slow_reader(tmp_path: Any) -
 def test_a_client_that_stops_reading_a_file_is_dropped_after_write_timeout(
     tmp_path: Any,
 ) -> None:
-    server, client = _socket_pair()
+    server, client = _socket_pair(server_sndbuf=1 << 16)
     with server, client:
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-        path = tmp_path / "f.bin"
-        path.write_bytes(os.urandom(8 << 20))
+        path = _random_file(tmp_path, 8 << 20)
         resp = _file_response(server, write_timeout=0.5)
         with path.open("rb") as handle:
             started = time.monotonic()

@@ -7,10 +7,10 @@ the library's wait); the plain sockets of sync and gthread wait with ``poll_writ
 bounded by the socket's timeout (``write_timeout`` while a body goes out).
 
 Why not ``socket.sendfile``: on a socket with a timeout it polls for room before every
-block, and once more after the last one has left. That last poll waits until the client
-has read most of the response, so a sync worker sat idle for as long as its client took
-to read the body (2-3 ms for 1 MiB over loopback), and the file workload ran slower than
-the same bytes sent from memory. It also builds a selector object per call.
+block, and once more after the last one has left. When the body filled most of the send
+buffer, that last poll waits until the client has read much of it, and a sync worker sits
+idle meanwhile (``strace -T``: up to 3 ms after a 1 MiB file over loopback). It also
+builds a selector object per call.
 """
 
 from __future__ import annotations
