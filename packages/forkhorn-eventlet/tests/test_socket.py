@@ -15,7 +15,9 @@ CHECKS = r"""
 import eventlet
 eventlet.monkey_patch()
 from eventlet.patcher import original
-from forkhorn.testing.sockets import RecvSpy
+from forkhorn.testing.sockets import (
+    RecvSpy, check_nonblocking_recv_raises, check_recv_waits_after_each_response,
+)
 from forkhorn_eventlet import patching
 patching.after_fork_in_child()  # the hub a worker runs
 from forkhorn_eventlet.worker import _make_socket_class
@@ -35,28 +37,8 @@ def answer():
 eventlet.spawn(answer)
 assert ours.recv(100) == b"next request"
 
-# after a response, whichever way it left (send, sendall, or sendmsg for a large body),
-# recv waits for the answer first: no recv fails before it
-for name, respond, returned in (
-    ("send", lambda: ours.send(b"response"), 8),
-    ("sendall", lambda: ours.sendall(b"response"), None),
-    ("sendmsg", lambda: ours.sendmsg([b"resp", b"onse"]), 8),
-):
-    spy.failed = 0
-    assert respond() == returned, name
-    assert peer.recv(100) == b"response"
-    eventlet.spawn(answer)
-    assert ours.recv(100) == b"next request", name
-    assert spy.failed == 0, (name, spy.failed)
-
-# a non-blocking socket (timeout 0) still raises at once
-ours.settimeout(0)
-try:
-    ours.recv(100)
-except BlockingIOError:
-    pass
-else:
-    raise AssertionError("no BlockingIOError")
+check_recv_waits_after_each_response(ours, peer, spy, lambda: eventlet.spawn(answer))
+check_nonblocking_recv_raises(ours)
 print("ok")
 """
 

@@ -15,7 +15,9 @@ CHECKS = r"""
 import socket, gevent
 from gevent import monkey
 monkey.patch_all()
-from forkhorn.testing.sockets import RecvSpy
+from forkhorn.testing.sockets import (
+    RecvSpy, check_nonblocking_recv_raises, check_recv_waits_after_each_response,
+)
 from forkhorn_gevent.worker import _make_socket_class
 
 Sock = _make_socket_class()
@@ -62,30 +64,11 @@ assert spy.failed == 0, spy.failed
 gevent.spawn(answer)
 assert ours.recv(100) == b"next request"
 
-# a non-blocking socket (timeout 0) still raises at once
-ours.settimeout(0)
-try:
-    ours.recv(100)
-except BlockingIOError:
-    pass
-else:
-    raise AssertionError("no BlockingIOError")
+check_nonblocking_recv_raises(ours)
 reader.kill()
 
-# after a response, whichever way it left (send, sendall, or sendmsg for a large body),
-# recv waits for the answer first: no recv fails before it
 ours, peer, spy = pair()
-for name, respond, returned in (
-    ("send", lambda: ours.send(b"response"), 8),
-    ("sendall", lambda: ours.sendall(b"response"), None),
-    ("sendmsg", lambda: ours.sendmsg([b"resp", b"onse"]), 8),
-):
-    spy.failed = 0
-    assert respond() == returned, name
-    assert peer.recv(100) == b"response"
-    gevent.spawn(answer)
-    assert ours.recv(100) == b"next request", name
-    assert spy.failed == 0, (name, spy.failed)
+check_recv_waits_after_each_response(ours, peer, spy, lambda: gevent.spawn(answer))
 print("ok")
 """
 

@@ -26,7 +26,8 @@ Modules:
 - :mod:`forkhorn.testing.apps`: the WSGI apps the servers serve (``app``, ``checked``,
   ``echo_app``), importable as ``forkhorn.testing.apps:app``.
 - :mod:`forkhorn.testing.sockets`: ``RecvSpy``, which counts the failing ``recv`` calls
-  under a worker's own cooperative socket class.
+  under a worker's own cooperative socket class, and the checks built on it
+  (``check_recv_waits_after_each_response``, ``check_nonblocking_recv_raises``).
 - :mod:`forkhorn.testing.suite`: the shared tests (worker behaviour, Gunicorn's request
   corpus over a socket, reliability scenarios). The corpus and the reliability scenarios
   live in the core package's ``tests`` directory: from a wheel (no tests) those tests skip,
