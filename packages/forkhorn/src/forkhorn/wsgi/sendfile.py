@@ -20,7 +20,8 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-#: bytes per ``os.sendfile`` call at most (a green thread yields between two)
+#: bytes asked of one ``os.sendfile`` call at most (the whole file when its length is
+#: unknown is sent this much at a time, until a call sends nothing)
 BLOCK = 1 << 20
 
 
