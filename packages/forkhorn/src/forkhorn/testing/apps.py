@@ -8,7 +8,6 @@ through ``wsgi.file_wrapper`` (a test app: never serve it to anyone).
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import socket
@@ -44,8 +43,6 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
             "multithread": environ["wsgi.multithread"],
             "multiprocess": environ["wsgi.multiprocess"],
             "url_scheme": environ["wsgi.url_scheme"],
-            # objects the worker moved out of the collector's reach (gc.freeze)
-            "gc_frozen": gc.get_freeze_count(),
         }
         return _respond(start_response, json.dumps(info).encode())
     if path == "/echo":

@@ -47,7 +47,6 @@ Subclasses supply the library: ``_green_process`` (patching, hub after fork),
 from __future__ import annotations
 
 import errno
-import gc
 import os
 from collections.abc import Callable
 from time import monotonic
@@ -194,9 +193,6 @@ class CooperativeWorker(Worker):
         return max(0.05, min(timeout / 4.0, 1.0)) if timeout > 0 else 1.0
 
     def run(self) -> None:
-        # the app and the server are loaded: keep the collections requests trigger off them
-        # (and off the pages inherited from the master, which then stay shared)
-        gc.freeze()
         self._slots = self._make_semaphore(self.cfg.worker_connections)
         for listener in self.sockets:
             green_sock = self._cooperative_listener(listener.sock)
