@@ -196,6 +196,10 @@ class Logger:
     def _build_sinks(self) -> None:
         self._sinks = self._make_sinks()
         self.access_enabled = bool(self._sinks) or bool(getattr(self.cfg, "metrics_bind", None))
+        #: whether ``access()`` may take long: lines handed to logging handlers (syslog, a
+        #: ``logconfig``'s), or a subclass's own method (our writers buffer, StatsD's UDP
+        #: send does not wait)
+        self.access_may_block = self._forward or type(self).access is not Logger.access
         if type(self).access is Logger.access:
             # Per request, the handler's ``log.access(...)`` then runs the sink itself, or
             # one fan-out frame: a subclass that overrides ``access`` keeps its method.

@@ -188,6 +188,12 @@ class ConnectionHandler:
         if plugin_manager is not None:
             self._pre_request = hook_or_none(plugin_manager, "forkhorn_pre_request")
             self._post_request = hook_or_none(plugin_manager, "forkhorn_post_request")
+        if self._post_request is not None or (
+            self.access_enabled and getattr(self.log, "access_may_block", True)
+        ):
+            # these run between a closing response's send and the close: its last segment
+            # must not wait for them (see ResponseContext.closing_flags)
+            self.ctx.closing_flags = 0
         # the base class may not have these (yet): look once, not per request
         self._request_started = getattr(worker, "request_started", None)
         self._request_finished = getattr(worker, "request_finished", None)
@@ -450,7 +456,7 @@ class ConnectionHandler:
                     if resp.headers_sent:
                         resp.write(body)
                     else:
-                        resp.send_whole(body)
+                        resp.send_whole(body, final=True)  # a list has no close() to call
                 elif kind is not FileWrapper or not resp.send_file(result):
                     write = resp.write
                     for chunk in result:
