@@ -65,6 +65,9 @@ THREADS = 8
 #: by a few microseconds per request, less than one run's noise on a shared host
 OBSERVABILITY_REPEAT = 5
 #: the same for the idle-connections pair (without / with), full mode
+#: interleaved wrk runs per server and workload (full mode): one 5 s run moves 20% on a
+#: shared host (BENCHMARKS.md), the median of three interleaved ones much less
+FULL_REPEAT = 3
 IDLE_REPEAT = 3
 MICROBENCH_DIR = REPO / "packages" / "forkhorn" / "tests" / "http"
 MICROBENCH_CODE = "import sys; sys.path.insert(0, sys.argv[1]); import microbench; "
@@ -120,7 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument(
-        "--repeat", type=int, default=1, help="wrk runs per server and workload (median kept)"
+        "--repeat",
+        type=int,
+        help="wrk runs per server and workload, the median kept (default 3, quick 1)",
     )
     ap.add_argument(
         "--startup-samples", type=int, help="starts per server for the median (default 3, quick 1)"
@@ -168,7 +173,7 @@ def build_context(args: argparse.Namespace) -> Context:
         server_env(),
         probe.probe_forkhorn(args.forkhorn_python),
         startup_samples=max(1, samples),
-        repeat=max(1, args.repeat),
+        repeat=max(1, args.repeat or (1 if args.quick else FULL_REPEAT)),
     )
 
 
