@@ -77,7 +77,8 @@ def test_a_post_request_hook_does_not_hold_the_response_back(
     )
     server = start_server("-w", "1", "-c", str(config))
     # the hook runs between the response and the close: the response must not wait for it
-    assert first_byte_after(server, "/slow") < 0.1
+    # (held, it would come after about 0.2 s: Linux's limit for corked data)
+    assert first_byte_after(server, "/slow") < 0.15
     assert segments_received(server) == 4  # so the FIN follows in a segment of its own
 
 
@@ -94,4 +95,4 @@ def test_an_access_logger_of_the_users_does_not_hold_the_response_back(
     )
     server = start_server("-w", "1", "--logger-class", "sleepy_logger.SleepyLogger",
                           "--access-logfile", str(tmp_path / "access.log"))  # fmt: skip
-    assert first_byte_after(server, "/slow") < 0.1
+    assert first_byte_after(server, "/slow") < 0.15
