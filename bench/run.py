@@ -65,10 +65,10 @@ THREADS = 8
 #: by a few microseconds per request, less than one run's noise on a shared host
 OBSERVABILITY_REPEAT = 5
 #: the same for the idle-connections pair (without / with), full mode
+IDLE_REPEAT = 3
 #: interleaved wrk runs per server and workload (full mode): one 5 s run moves 20% on a
 #: shared host (BENCHMARKS.md), the median of three interleaved ones much less
 FULL_REPEAT = 3
-IDLE_REPEAT = 3
 MICROBENCH_DIR = REPO / "packages" / "forkhorn" / "tests" / "http"
 MICROBENCH_CODE = "import sys; sys.path.insert(0, sys.argv[1]); import microbench; "
 MICROBENCH_CODE += "print(microbench.bench_parse(int(sys.argv[2])))"

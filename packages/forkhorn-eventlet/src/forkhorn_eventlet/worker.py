@@ -30,7 +30,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from forkhorn.workers.cooperative import CooperativeWorker, cooperative_sendfile
+from forkhorn.workers.cooperative import CooperativeWorker
+from forkhorn.wsgi.sendfile import sendfile_all
 
 from forkhorn_eventlet import patching
 
@@ -182,7 +183,7 @@ def _make_socket_class() -> type:
             return self._send_loop(self.fd.sendmsg, buffers, ancdata, flags)  # type: ignore[no-any-return]
 
         def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-            return cooperative_sendfile(self, file, offset, count, wait_writable)
+            return sendfile_all(self, file, offset, count, wait_writable)
 
     return _EventletSocket
 

@@ -24,7 +24,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from forkhorn.workers.cooperative import CooperativeWorker, cooperative_sendfile
+from forkhorn.workers.cooperative import CooperativeWorker
+from forkhorn.wsgi.sendfile import sendfile_all
 
 from forkhorn_gevent import patching
 
@@ -174,7 +175,7 @@ def _make_socket_class() -> type:
             return super().sendmsg(*args)  # type: ignore[no-any-return]
 
         def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-            return cooperative_sendfile(self, file, offset, count, self._wait_writable)
+            return sendfile_all(self, file, offset, count, self._wait_writable)
 
         def _wait_writable(self, fd: int) -> None:
             self._wait(self._write_event)  # the socket's own watcher: none created per wait

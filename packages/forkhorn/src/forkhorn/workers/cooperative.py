@@ -59,11 +59,6 @@ from forkhorn.workers.base import (
     ACCEPT_STEP_ASIDE,
     Worker,
 )
-from forkhorn.wsgi.sendfile import sendfile_all
-
-#: ``sendfile_all`` under the name the gevent and eventlet sockets (and third-party
-#: workers) import: a socket's ``sendfile`` with the library's own wait
-cooperative_sendfile = sendfile_all
 
 _worker_request_started = Worker.request_started
 _worker_request_finished = Worker.request_finished
@@ -133,7 +128,8 @@ class CooperativeWorker(Worker):
 
     def _cooperative_listener(self, sock: Any) -> Any:
         """A cooperative socket for the listener ``sock`` inherited from the master.
-        Connections it accepts must offer a cooperative ``sendfile`` (``cooperative_sendfile``)."""
+        Connections it accepts must offer a cooperative ``sendfile``
+        (``forkhorn.wsgi.sendfile.sendfile_all`` with the library's wait)."""
         raise NotImplementedError
 
     # -- process set-up --------------------------------------------------------------
