@@ -163,11 +163,6 @@ class ConnectionHandler:
         #: blocking: the worker waits for the socket and enforces the deadline (gthread)
         self.park_partial_heads = park_partial_heads and self.header_timeout > 0
         self.pace = BodyPace.from_config(cfg)
-        self.ctx = ResponseContext(
-            self.log,
-            tls=bool(getattr(cfg, "certfile", None)),
-            write_timeout=float(getattr(cfg, "write_timeout", 0) or 0),
-        )
         #: peers trusted with forwarding headers (scheme, SCRIPT_NAME, ``_`` names)
         self.forwarded_peers = PeerMatcher(list(cfg.forwarded_allow_ips or ()))
         if multithread is None:
@@ -188,12 +183,15 @@ class ConnectionHandler:
         if plugin_manager is not None:
             self._pre_request = hook_or_none(plugin_manager, "forkhorn_pre_request")
             self._post_request = hook_or_none(plugin_manager, "forkhorn_post_request")
-        if self._post_request is not None or (
-            self.access_enabled and getattr(self.log, "access_may_block", True)
-        ):
-            # these run between a closing response's send and the close: its last segment
-            # must not wait for them (see ResponseContext.closing_flags)
-            self.ctx.closing_flags = 0
+        self.ctx = ResponseContext(
+            self.log,
+            tls=bool(getattr(cfg, "certfile", None)),
+            write_timeout=float(getattr(cfg, "write_timeout", 0) or 0),
+            # the hook and the access log run between a closing response's send and the
+            # close: its last segment must not wait for them
+            close_at_once=self._post_request is None
+            and not (self.access_enabled and getattr(self.log, "access_may_block", True)),
+        )
         # the base class may not have these (yet): look once, not per request
         self._request_started = getattr(worker, "request_started", None)
         self._request_finished = getattr(worker, "request_finished", None)

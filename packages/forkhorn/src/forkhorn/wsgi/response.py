@@ -123,7 +123,13 @@ class ResponseContext:
     """What every response of a worker shares; safe to share between threads."""
 
     def __init__(
-        self, log: Any, *, tls: bool, server: str = "forkhorn", write_timeout: float = 0.0
+        self,
+        log: Any,
+        *,
+        tls: bool,
+        server: str = "forkhorn",
+        write_timeout: float = 0.0,
+        close_at_once: bool = True,
     ) -> None:
         self.log = log
         self.tls = tls
@@ -134,10 +140,10 @@ class ResponseContext:
         #: flags of a whole response's one send when the connection closes right after it
         #: (``send_whole(final=True)``): MSG_MORE holds the last segment back until the
         #: close, which then adds its FIN to it, so every closed connection costs one TCP
-        #: segment less each way. Not on TLS sockets (they take no flags); the handler sets
-        #: 0 when something slow may run between that send and the close (Linux would hold
-        #: the segment up to 200 ms).
-        self.closing_flags = 0 if tls else _MSG_MORE
+        #: segment less each way. Not on TLS sockets (they take no flags), nor unless the
+        #: close follows at once (``close_at_once``): Linux would hold the segment up to
+        #: 200 ms.
+        self.closing_flags = _MSG_MORE if close_at_once and not tls else 0
         self.server_header = b"Server: " + server.encode("latin-1") + b"\r\n"
         self.kinds: dict[str, int] = {}
         #: tuple(app's header list) -> its HeaderSet (only for statuses >= 200 but 204,
