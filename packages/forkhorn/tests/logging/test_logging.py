@@ -275,6 +275,32 @@ def test_unusable_syslog_is_reported_not_fatal(tmp_path):
     assert "syslog is off" in text and "still logging" in text
 
 
+def test_access_may_block_only_when_lines_leave_through_logging_or_a_subclass(
+    tmp_path, udp_listener
+):
+    # the handler holds a closing response's last segment for the close only when the
+    # access call between them cannot take long
+    port = udp_listener.getsockname()[1]
+    access = str(tmp_path / "access.log")
+    assert not make_logger_(tmp_path, accesslog=access).access_may_block  # buffered writer
+    assert not make_logger_(tmp_path, statsd_host=f"127.0.0.1:{port}").access_may_block
+    assert not make_logger_(tmp_path, metrics_bind="127.0.0.1:0").access_may_block
+    syslog = make_logger_(tmp_path, syslog=True, syslog_addr=f"udp://127.0.0.1:{port}")
+    assert syslog.access_may_block  # lines go through a logging handler
+    configured = make_logger_(tmp_path, accesslog=access,
+                              logconfig_dict=_file_handler_config(tmp_path / "cfg.log"))  # fmt: skip
+    assert configured.access_may_block
+
+    class OwnAccess(Logger):
+        def access(self, *args):
+            pass
+
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    cfg.set("accesslog", access)
+    assert OwnAccess(cfg).access_may_block
+
+
 # --- logconfig --------------------------------------------------------------------------
 
 
