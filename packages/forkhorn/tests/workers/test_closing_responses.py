@@ -96,3 +96,24 @@ def test_an_access_logger_of_the_users_does_not_hold_the_response_back(
     server = start_server("-w", "1", "--logger-class", "sleepy_logger.SleepyLogger",
                           "--access-logfile", str(tmp_path / "access.log"))  # fmt: skip
     assert first_byte_after(server, "/slow") < 0.15
+
+
+@linux_only
+def test_an_apps_slow_close_does_not_hold_the_response_back(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    # an empty body whose close() takes long: the handler sends the head, then calls
+    # close(), then closes the connection; the head must not wait for close()
+    (tmp_path / "slow_close.py").write_text(
+        "import time\n"
+        "class Empty:\n"
+        "    def __iter__(self):\n"
+        "        return iter(())\n"
+        "    def close(self):\n"
+        "        time.sleep(0.5)\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '0')])\n"
+        "    return Empty() if environ['PATH_INFO'] == '/slow' else [b'']\n"
+    )
+    server = start_server("-w", "1", app="slow_close:app")
+    assert first_byte_after(server, "/slow") < 0.15
