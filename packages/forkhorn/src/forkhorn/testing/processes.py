@@ -72,7 +72,9 @@ class Process:
 
     def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         """Poll ``ready`` (an OSError counts as not yet) until true; on failure the process
-        is stopped, then AssertionError with its log."""
+        is stopped, then AssertionError with its log. Any other exception from ``ready``
+        stops the process too before it propagates: the caller never got the process, so
+        no fixture would stop it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -83,6 +85,9 @@ class Process:
                     return
             except OSError:
                 pass
+            except BaseException:
+                self.stop()
+                raise
             time.sleep(0.05)
         self.stop()
         raise AssertionError(f"{what} not ready within {timeout}s:\n{self.log}")
