@@ -9,6 +9,7 @@ no ``MonkeyPatchWarning`` (servers run with warnings as errors).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,4 +117,50 @@ def test_default_mode_patches_in_the_worker_without_warnings(
     assert record["socket"].startswith("gevent."), record["socket"]
     assert "forkhorn.testing.apps" not in record["modules"]  # ... before the app was imported
     assert server.get_json("/modules")["gevent"] is True
+    assert "Warning" not in server.log
+
+
+#: a gevent monkey plugin: records each event it is told of, with the pid it ran in
+PROBE_PLUGIN = """
+import os
+
+def record(event):
+    with open(os.environ["GEVENT_PROBE_OUT"], "a") as out:
+        out.write(f"{os.getpid()} {type(event).__name__}\\n")
+"""
+
+
+def _install_probe(site: Path) -> None:
+    info = site / "gevent_probe-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gevent-probe\nVersion: 1.0\n\n")
+    (info / "entry_points.txt").write_text(
+        "[gevent.plugins.monkey.will_patch_all]\nprobe = gevent_probe:record\n\n"
+        "[gevent.plugins.monkey.did_patch_all]\nprobe = gevent_probe:record\n"
+    )
+    (site / "gevent_probe.py").write_text(PROBE_PLUGIN)
+
+
+def test_gevent_plugins_are_told_of_the_patch_without_importlib_metadata(
+    tmp_path: Path, start_server: Any
+) -> None:
+    # gevent would find its plugins with importlib.metadata (3.3 MiB per worker); the
+    # worker's patch finds them with forkhorn's own scan: the same plugins, called once
+    # each even from a distribution installed twice, and no importlib.metadata loaded
+    first, second = tmp_path / "site-a", tmp_path / "site-b"
+    _install_probe(first)
+    _install_probe(second)
+    events = tmp_path / "events.txt"
+    path = [str(first), str(second), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    server = start_server(
+        "-w", "1", env={"PYTHONPATH": os.pathsep.join(filter(None, path)),
+                        "GEVENT_PROBE_OUT": str(events)},
+    )  # fmt: skip
+    modules = server.get_json("/modules")
+    worker = modules["pid"]
+    assert events.read_text().splitlines() == [
+        f"{worker} GeventWillPatchAllEvent",
+        f"{worker} GeventDidPatchAllEvent",
+    ]
+    assert modules["importlib.metadata"] is False
     assert "Warning" not in server.log

@@ -38,6 +38,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
             "pid": os.getpid(),
             "gevent": "gevent" in sys.modules,
             "eventlet": "eventlet" in sys.modules,
+            "importlib.metadata": "importlib.metadata" in sys.modules,
             # patched: the socket class is the library's own (imported is not enough)
             "socket": socket.socket.__module__,
             "multithread": environ["wsgi.multithread"],
