@@ -177,24 +177,36 @@ def docs(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(reuse_venv=True)
 def bench(session: nox.Session) -> None:
     """forkhorn against Gunicorn, same run, same worker class: `nox -s bench -- --quick`."""
     session.run("bash", "ci/install-wrk.sh", external=True)
-    # forkhorn is installed as users install it and as Gunicorn is, from a wheel whose
-    # bytecode pip compiles: an editable install under PYTHONDONTWRITEBYTECODE recompiles
-    # every forkhorn module at each start (0.1-0.2 s here), and start-up is measured.
-    # Reinstalled each run (--force-reinstall), so the figures are this tree's.
-    session.install(CORE, GEVENT, "-r", "bench/requirements.txt")
-    session.install("--no-deps", "--force-reinstall", CORE, GEVENT)
-    # Gunicorn 23 (the eventlet peer) and forkhorn's eventlet worker each need a venv apart.
+    # The venvs are kept between runs (every run brings them in line with the requirement
+    # files), so a quick run is not mostly pip. forkhorn is installed as users install it
+    # and as Gunicorn is, from wheels whose bytecode pip compiles: an editable install under
+    # PYTHONDONTWRITEBYTECODE recompiles every forkhorn module at each start (0.1-0.2 s
+    # here), and start-up is measured. The wheels are built once per run, with the venv's
+    # own hatchling (an isolated build costs about 5 s per package), and reinstalled
+    # (--force-reinstall), so the figures are this tree's.
+    session.install("hatchling>=1.18", "-r", "bench/requirements.txt")
     venvs = Path(session.virtualenv.location).parent
+    wheels = venvs / "bench-wheels"  # this run's only
+    shutil.rmtree(wheels, ignore_errors=True)
+    session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                "--wheel-dir", str(wheels), CORE, GEVENT, EVENTLET)  # fmt: skip
+    core, gevent, eventlet_worker = (
+        str(next(wheels.glob(f"{name}-*.whl")))
+        for name in ("forkhorn", "forkhorn_gevent", "forkhorn_eventlet")
+    )
+    session.install(core, gevent)  # their dependencies, on a first run
+    session.install("--no-deps", "--force-reinstall", core, gevent)
+    # Gunicorn 23 (the eventlet peer) and forkhorn's eventlet worker each need a venv apart.
     gunicorn23 = _venv(
         session, venvs / "bench-gunicorn23", "-r", "bench/requirements-gunicorn23.txt"
     )
-    eventlet = _venv(session, venvs / "bench-forkhorn-eventlet", CORE, EVENTLET)
+    eventlet = _venv(session, venvs / "bench-forkhorn-eventlet", core, eventlet_worker)
     session.run(eventlet, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                CORE, EVENTLET, external=True)  # fmt: skip
+                core, eventlet_worker, external=True)  # fmt: skip
     session.run(
         "python",
         "bench/run.py",

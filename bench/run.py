@@ -56,10 +56,12 @@ from bench.workloads import (  # noqa: E402
     QUICK_WORKLOADS,
     WORKLOADS,
     Workload,
+    target_for,
 )
 from bench.wrk import WrkError, build_command, run_wrk, wrk_version  # noqa: E402
 
 ALL_CLASSES = ("sync", "gthread", "gevent", "eventlet")
+RESULTS = REPO / "bench" / "results"
 THREADS = 8
 #: interleaved runs per side of the observability pair (full mode): its two sides differ
 #: by a few microseconds per request, less than one run's noise on a shared host
@@ -121,7 +123,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="python with gunicorn==23.0.0 + eventlet (eventlet comparison)",
     )
-    ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument(
+        "--out",
+        help="directory for latest.md/.json/.png (default bench/results; with --quick, "
+        "bench/results/quick, so a short run never replaces the full run the docs show)",
+    )
     ap.add_argument(
         "--repeat",
         type=int,
@@ -309,7 +315,7 @@ def bench_class(ctx: Context, worker_class: str) -> None:
         servers = [srv for srv in started if srv is not None]
         if ctx.warmup and ctx.args.quick:
             warm(ctx, servers, WORKLOADS["hello"])
-        for work in (w for w in ctx.workloads if w.applies_to(worker_class)):
+        for work in class_workloads(ctx, worker_class):
             for run in compare(ctx, servers, work):
                 ctx.results.runs.append(run)
                 ctx.say(f"  {run.server:8} {worker_class:8} {work.key:12} {run.summary()}")
@@ -320,6 +326,16 @@ def bench_class(ctx: Context, worker_class: str) -> None:
         ctx.results.skip(f"forkhorn {worker_class} beside idle connections", "--quick")
         return
     idle_connections(ctx, ours)
+
+
+def class_workloads(ctx: Context, worker_class: str) -> list[Workload]:
+    """The workloads run for ``worker_class``: every one that applies to it, or, for a
+    ``--quick`` run without ``--workloads``, those the targets judge for it (a short run
+    is for checking the targets: under a minute for the four classes)."""
+    works = [work for work in ctx.workloads if work.applies_to(worker_class)]
+    if ctx.args.quick and not ctx.args.workloads:
+        works = [work for work in works if target_for(work.key, worker_class).judged]
+    return works
 
 
 def idle_connections(ctx: Context, spec: ServerSpec) -> None:
@@ -458,6 +474,14 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def results_dir(args: argparse.Namespace) -> Path:
+    """``--out``, else ``bench/results``; ``bench/results/quick`` for ``--quick``, so a
+    short run never replaces the full run the docs show."""
+    if args.out:
+        return Path(args.out)
+    return RESULTS / "quick" if args.quick else RESULTS
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)
@@ -481,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     if status == 0 and not report.has_errors(ctx.results):
         shutil.rmtree(ctx.logdir, ignore_errors=True)  # server logs are kept only to diagnose
         ctx.results.meta["logs"] = "(removed: no errors)"
-    text = report.write_all(ctx.results, Path(args.out))
+    text = report.write_all(ctx.results, results_dir(args))
     print("\n" + text)
     return status
 

@@ -12,7 +12,7 @@ import pytest
 
 from bench import report, run
 from bench.servers import IdleConnections, ServerSpec
-from bench.workloads import WORKLOADS, target_for
+from bench.workloads import QUICK_WORKLOADS, WORKLOADS, target_for
 from bench.wrk import WrkError, WrkResult, build_command, parse_report
 
 REPORT = """Running 1s test @ http://127.0.0.1:8000/
@@ -237,3 +237,26 @@ def test_idle_connections_are_answered_held_and_counted() -> None:
         listener.close()
         for conn in accepted:
             conn.close()
+
+
+def test_quick_runs_the_judged_workloads_and_writes_apart() -> None:
+    quick = SimpleNamespace(
+        args=run.parse_args(["--quick"]), workloads=[WORKLOADS[k] for k in QUICK_WORKLOADS]
+    )
+    picked = {c: [w.key for w in run.class_workloads(quick, c)] for c in run.ALL_CLASSES}  # type: ignore[arg-type]
+    assert picked == {
+        "sync": ["hello-close"],
+        "gthread": ["hello"],
+        "gevent": ["hello", "sleep"],
+        "eventlet": ["hello", "sleep"],
+    }
+    chosen = SimpleNamespace(
+        args=run.parse_args(["--quick", "--workloads", "hello,hello-close"]),
+        workloads=[WORKLOADS["hello"], WORKLOADS["hello-close"]],
+    )
+    assert [w.key for w in run.class_workloads(chosen, "gevent")] == ["hello", "hello-close"]  # type: ignore[arg-type]
+    full = SimpleNamespace(args=run.parse_args([]), workloads=list(WORKLOADS.values()))
+    assert len(run.class_workloads(full, "sync")) == 5  # type: ignore[arg-type]  # all but sleep
+    assert run.results_dir(run.parse_args(["--quick"])) == run.RESULTS / "quick"
+    assert run.results_dir(run.parse_args([])) == run.RESULTS
+    assert run.results_dir(run.parse_args(["--quick", "--out", "/elsewhere"])) == Path("/elsewhere")

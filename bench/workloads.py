@@ -53,6 +53,11 @@ class Target:
     ratio: float | None = None
     floor_rps: float | None = None
 
+    @property
+    def judged(self) -> bool:
+        """A target is set (a ratio, a floor or both)."""
+        return self.ratio is not None or self.floor_rps is not None
+
     def describe(self) -> str:
         parts = []
         if self.ratio is not None:
