@@ -26,7 +26,6 @@ imported ``threading`` objects it uses.
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any
 
@@ -60,24 +59,14 @@ def patch() -> None:
 
 def _notify_and_call_entry_points(event: Any) -> None:
     """gevent's ``events.notify_and_call_entry_points``: subscribers, then the entry
-    points of ``event.ENTRY_POINT_NAME``, each called once even when its distribution is
-    installed twice on ``sys.path`` (``importlib.metadata.entry_points`` drops the second
-    copy too)."""
+    points of ``event.ENTRY_POINT_NAME`` (a distribution installed twice counts once, as
+    with ``importlib.metadata.entry_points``)."""
     from forkhorn.plugins.entrypoints import entry_points
     from gevent import events
 
     events.notify(event)
-    seen = set()
-    for entry_point in entry_points(event.ENTRY_POINT_NAME):
-        key = (_normalized(entry_point.distribution), entry_point.name)
-        if key in seen:
-            continue
-        seen.add(key)
+    for entry_point in entry_points(event.ENTRY_POINT_NAME, unique=True):
         entry_point.load()(event)
-
-
-def _normalized(project: str) -> str:
-    return re.sub(r"[-_.]+", "_", project).lower()
 
 
 def after_fork_in_child() -> None:

@@ -64,6 +64,21 @@ def test_the_scan_matches_importlib_metadata() -> None:
     assert found("console_scripts") == expected("console_scripts")
 
 
+@pytest.mark.usefixtures("sites")
+def test_unique_keeps_the_first_copy_as_importlib_metadata_entry_points_does() -> None:
+    distinct = [
+        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)
+        for ep in importlib.metadata.entry_points(group=GROUP)
+        if ep.dist is not None
+    ]
+    unique = [
+        (e.name, e.value, e.distribution, e.version) for e in entry_points(GROUP, unique=True)
+    ]
+    assert unique == distinct
+    assert ("one", "shadowed:module", "fh-one", "9.9") not in unique  # the second copy
+    assert len(unique) == len(found(GROUP)) - 1
+
+
 def test_load_imports_the_module_and_attribute(sites: tuple[Path, Path]) -> None:
     (sites[0] / "fh_two.py").write_text("class hooks:\n    inner = 42\n")
     try:

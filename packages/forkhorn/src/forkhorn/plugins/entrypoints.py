@@ -48,38 +48,60 @@ class EntryPoint(NamedTuple):
         return found
 
 
-def entry_points(group: str, name: str | None = None) -> Iterator[EntryPoint]:
-    """Every entry point of ``group`` (named ``name``, if given), in distribution order."""
+def entry_points(
+    group: str, name: str | None = None, *, unique: bool = False
+) -> Iterator[EntryPoint]:
+    """Every entry point of ``group`` (named ``name``, if given), in distribution order.
+
+    ``unique``: a project installed more than once counts once, its first copy, as with
+    ``importlib.metadata.entry_points`` (``distributions()``, which this follows by
+    default, lists every copy)."""
+    seen: set[str] | None = set() if unique else None
     if _other_distribution_finders():
-        yield from _from_importlib_metadata(group, name)
+        yield from _from_importlib_metadata(group, name, seen)
         return
     for entry in sys.path:
         directory = entry or "."
         try:
             children = os.listdir(directory)
         except NotADirectoryError:
-            yield from _from_importlib_metadata(group, name, path=[entry])
+            yield from _from_importlib_metadata(group, name, seen, path=[entry])
             continue
         except OSError:  # missing or unreadable: importlib.metadata skips it too
             continue
-        for info in _infos(directory, children):
+        for project, info in _infos(directory, children):
+            if seen is not None:
+                if project in seen:
+                    continue
+                seen.add(project)
             yield from _declared(os.path.join(directory, info), group, name)
 
 
-def _infos(directory: str, children: list[str]) -> list[str]:
-    """The metadata directories among ``children``, in importlib.metadata's order: grouped
-    by normalized project name, then an ``EGG-INFO`` when ``directory`` is an ``.egg``."""
+def _normalized(project: str) -> str:
+    """A project name as packaging compares them (``Fh.Two`` and ``fh-two`` are one)."""
+    return re.sub(r"[-_.]+", "_", project).lower()
+
+
+def _project(filename: str) -> str:
+    """The normalized project of a metadata directory or an ``.egg`` from its name
+    (``Fh.Two-2.0.dist-info``, ``fh_two-2.0-py3.11.egg``: ``fh_two``)."""
+    return _normalized(filename.rpartition(".")[0].partition("-")[0])
+
+
+def _infos(directory: str, children: list[str]) -> list[tuple[str, str]]:
+    """(project, metadata directory) among ``children``, in importlib.metadata's order:
+    grouped by normalized project name, then an ``EGG-INFO`` when ``directory`` is an
+    ``.egg``."""
     by_name: dict[str, list[str]] = {}
     eggs = []
     is_egg = directory.lower().endswith(".egg")
     for child in children:
         low = child.lower()
         if low.endswith(_INFO_SUFFIXES):
-            project = low.rpartition(".")[0].partition("-")[0]
-            by_name.setdefault(re.sub(r"[-_.]+", "_", project), []).append(child)
+            by_name.setdefault(_project(child), []).append(child)
         elif is_egg and low == "egg-info":
-            eggs.append(child)
-    return [info for group in by_name.values() for info in group] + eggs
+            eggs.append((_project(os.path.basename(os.path.normpath(directory))), child))
+    return [(project, info) for project, infos in by_name.items() for info in infos] + eggs
 
 
 def _declared(info: str, group: str, name: str | None) -> Iterator[EntryPoint]:
@@ -145,7 +167,7 @@ def _other_distribution_finders() -> bool:
 
 
 def _from_importlib_metadata(
-    group: str, name: str | None, path: list[str] | None = None
+    group: str, name: str | None, seen: set[str] | None, path: list[str] | None = None
 ) -> Iterator[EntryPoint]:
     import importlib.metadata
 
@@ -155,6 +177,11 @@ def _from_importlib_metadata(
         else importlib.metadata.distributions(path=path)
     )
     for dist in found:
+        if seen is not None:
+            project = _normalized(str(dist.metadata["Name"]))
+            if project in seen:
+                continue
+            seen.add(project)
         for ep in dist.entry_points:
             if ep.group == group and (name is None or ep.name == name):
                 yield EntryPoint(
