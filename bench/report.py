@@ -144,6 +144,8 @@ class Results:
     observability: Observability | None = None
     idle: list[IdleCheck] = field(default_factory=list)
     microbench: dict[str, float] | None = None
+    #: the bare gevent loop's runs (bench/reference_gevent.py), beside forkhorn's gevent
+    reference: list[Run] = field(default_factory=list)
 
     def skip(self, what: str, reason: str) -> None:
         self.skipped.append((what, reason))
@@ -346,8 +348,48 @@ def _idle_md(rows: list[dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def reference_rows(res: Results) -> list[dict[str, Any]]:
+    """forkhorn gevent's rate beside the bare gevent loop's, per workload both ran."""
+    rows = []
+    for loop in res.reference:
+        ours = res.run("forkhorn", loop.worker_class, loop.workload)
+        rows.append({
+            "worker_class": loop.worker_class,
+            "workload": loop.workload,
+            "title": WORKLOADS[loop.workload].title,
+            "reference_rps": _rps(loop),
+            "forkhorn_rps": _rps(ours),
+            "share": _rate_ratio(ours, loop),
+            "reference_error": loop.error,
+        })  # fmt: skip
+    return rows
+
+
+def _reference_md(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = [
+        "## Ceiling: a bare gevent loop, same run",
+        "",
+        "`bench/reference_gevent.py`: per request one `recv`, the 10 ms sleep on `/sleep`, "
+        "one `send` of a fixed response; no HTTP parsing, no WSGI. It takes its turn with "
+        "the gevent servers above. BENCHMARKS.md's reference machine ran such a loop at "
+        "48,000 req/s keep-alive and 16,000 req/s on the sleep; what it does here says how "
+        "fast this host is.",
+        "",
+        "| workload | bare loop req/s | forkhorn gevent req/s | forkhorn / loop |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        loop = _num(r["reference_rps"]) if r["reference_rps"] else f"error: {r['reference_error']}"
+        out.append(
+            f"| {r['title']} | {loop} | {_num(r['forkhorn_rps'])} | {_num(r['share'], '.2f')} |"
+        )
+    return [*out, ""]
+
+
 def _extras_md(res: Results) -> list[str]:
-    out: list[str] = _idle_md(idle_rows(res))
+    out: list[str] = _idle_md(idle_rows(res)) + _reference_md(reference_rows(res))
     obs = observability_row(res)
     if obs:
         out += [
@@ -415,6 +457,7 @@ def to_json(res: Results) -> dict[str, Any]:
         "servers": server_rows(res),
         "observability": observability_row(res),
         "idle_connections": idle_rows(res),
+        "reference": reference_rows(res),
         "microbench": res.microbench,
         "skipped": [{"what": w, "reason": r} for w, r in res.skipped],
         "runs": [r.to_json() for r in res.runs],

@@ -16,6 +16,9 @@ Invariants:
   outlives this process, even on TERM (see bench/servers.py).
 - The async classes also run hello beside 1,000 idle keep-alive connections, on a
   forkhorn server of their own (``idle_connections``); the observability pair runs last.
+- In a full run, a bare gevent loop (``bench/reference_gevent.py``) takes its turn beside
+  forkhorn's and Gunicorn's gevent workers on hello and the 10 ms sleep: what pure Python
+  on gevent does on this host, reported apart, never judged against a target.
 - Exit status: 0 when the harness worked, even if a speed target failed (the report says);
   1 when a forkhorn run had non-2xx responses or socket errors, or forkhorn failed to serve
   (unless ``--no-fail-on-errors``); 2 when the harness itself broke (wrk missing or
@@ -68,6 +71,9 @@ THREADS = 8
 OBSERVABILITY_REPEAT = 5
 #: the same for the idle-connections pair (without / with), full mode
 IDLE_REPEAT = 3
+#: the workloads the bare gevent loop (bench/reference_gevent.py) runs beside forkhorn's
+#: gevent worker, full mode: the ones BENCHMARKS.md gives its own minimal loop's figures for
+REFERENCE_WORKLOADS = ("hello", "sleep")
 #: interleaved wrk runs per server and workload (full mode): one 5 s run moves 20% on a
 #: shared host (BENCHMARKS.md), the median of three interleaved ones much less
 FULL_REPEAT = 3
@@ -141,6 +147,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-idle",
         action="store_true",
         help="skip the gevent/eventlet run beside 1,000 idle keep-alive connections",
+    )
+    ap.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="skip the bare gevent loop run beside forkhorn's gevent worker (full mode)",
     )
     ap.add_argument("--skip-microbench", action="store_true")
     ap.add_argument(
@@ -309,23 +320,49 @@ def bench_class(ctx: Context, worker_class: str) -> None:
         ctx.results.skip(f"worker class {worker_class}", specs)
         ctx.say(f"  skipped: {specs}")
         return
+    ours = next((spec for spec in specs if spec.label == "forkhorn"), None)
     with ExitStack() as stack:
         # Idle measures are taken one server at a time, before the other one starts.
         started = [start_measured(ctx, spec, stack) for spec in specs]
         servers = [srv for srv in started if srv is not None]
+        reference = start_reference(ctx, ours, stack)
         if ctx.warmup and ctx.args.quick:
             warm(ctx, servers, WORKLOADS["hello"])
         for work in class_workloads(ctx, worker_class):
-            for run in compare(ctx, servers, work):
-                ctx.results.runs.append(run)
-                ctx.say(f"  {run.server:8} {worker_class:8} {work.key:12} {run.summary()}")
-    ours = next((spec for spec in specs if spec.label == "forkhorn"), None)
+            takers = servers
+            if reference is not None and work.key in REFERENCE_WORKLOADS:
+                takers = [*servers, reference]  # it takes its turn in the same rotation
+            for run in compare(ctx, takers, work):
+                found = ctx.results.reference if run.server == "reference" else ctx.results.runs
+                found.append(run)
+                ctx.say(f"  {run.server:9} {worker_class:8} {work.key:12} {run.summary()}")
     if ours is None or worker_class not in ASYNC_CLASSES or ctx.args.skip_idle:
         return
     if ctx.args.quick:  # it would take --quick past a minute
         ctx.results.skip(f"forkhorn {worker_class} beside idle connections", "--quick")
         return
     idle_connections(ctx, ours)
+
+
+def start_reference(ctx: Context, ours: ServerSpec | None, stack: ExitStack) -> Server | None:
+    """For forkhorn's gevent class in a full run, the bare gevent loop of
+    ``bench/reference_gevent.py`` (stopped with ``stack``), run with forkhorn's Python;
+    None when it does not apply or did not start (listed as skipped: it is context, not a
+    peer, and a run does not fail for it)."""
+    if ours is None or ours.worker_class != "gevent" or ctx.args.skip_reference:
+        return None
+    if ctx.args.quick:  # two more runs would take --quick past a minute
+        ctx.results.skip("bare gevent loop (reference)", "--quick")
+        return None
+    if not any(work.key in REFERENCE_WORKLOADS for work in ctx.workloads):
+        return None
+    spec = ServerSpec("reference", ours.python, "bench.reference_gevent", "gevent")
+    try:
+        return stack.enter_context(Server(spec, REPO, ctx.logdir / "reference-gevent.log", ctx.env))
+    except ServerError as exc:
+        ctx.results.skip("bare gevent loop (reference)", str(exc))
+        ctx.say(f"  reference gevent loop skipped: {exc}")
+        return None
 
 
 def class_workloads(ctx: Context, worker_class: str) -> list[Workload]:

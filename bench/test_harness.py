@@ -5,6 +5,7 @@ Run: ``python -m pytest bench -q -p no:cacheprovider``."""
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -260,3 +261,34 @@ def test_quick_runs_the_judged_workloads_and_writes_apart() -> None:
     assert run.results_dir(run.parse_args(["--quick"])) == run.RESULTS / "quick"
     assert run.results_dir(run.parse_args([])) == run.RESULTS
     assert run.results_dir(run.parse_args(["--quick", "--out", "/elsewhere"])) == Path("/elsewhere")
+
+
+def test_the_bare_gevent_loop_is_reported_as_a_share_and_never_judged(tmp_path: Path) -> None:
+    res = report.Results()
+    for server, rps in (("forkhorn", 12_000.0), ("gunicorn", 5_000.0)):
+        res.servers.append(report.ServerFigures(server, "gevent", 0.3, 25_000.0))
+        res.runs.append(report.Run(server, "gevent", "sleep", _result(rps)))
+    # the loop resets connections wrk still holds at the end: its errors fail nothing
+    res.reference.append(report.Run("reference", "gevent", "sleep", _result(15_000.0, 7)))
+    text = report.write_all(res, tmp_path)
+    assert "| 10 ms sleep, c200 | 15,000 | 12,000 | 0.80 |" in text
+    rows = report.throughput_rows(res)
+    assert [(r["workload"], r["ratio"]) for r in rows] == [("sleep", 2.4)]  # no third server
+    assert json.loads((tmp_path / "latest.json").read_text())["reference"][0]["share"] == 0.8
+    assert report.exit_status(res, fail_on_errors=True) == 0
+
+
+def test_the_bare_gevent_loop_runs_only_beside_forkhorn_gevent_in_a_full_run() -> None:
+    ours = ServerSpec("forkhorn", "py", "forkhorn", "gevent")
+    for argv, spec in ((["--quick"], ours), (["--skip-reference"], ours),
+                       ([], ServerSpec("forkhorn", "py", "forkhorn", "eventlet")), ([], None)):  # fmt: skip
+        ctx = SimpleNamespace(
+            args=run.parse_args(argv), workloads=[WORKLOADS["sleep"]], results=report.Results()
+        )
+        assert run.start_reference(ctx, spec, ExitStack()) is None  # type: ignore[arg-type]
+    assert [what for what, _ in ctx.results.skipped] == []
+    quick = SimpleNamespace(
+        args=run.parse_args(["--quick"]), workloads=[WORKLOADS["sleep"]], results=report.Results()
+    )
+    run.start_reference(quick, ours, ExitStack())  # type: ignore[arg-type]
+    assert [what for what, _ in quick.results.skipped] == ["bare gevent loop (reference)"]
