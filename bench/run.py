@@ -333,8 +333,8 @@ def bench_class(ctx: Context, worker_class: str) -> None:
             if reference is not None and work.key in REFERENCE_WORKLOADS:
                 takers = [*servers, reference]  # it takes its turn in the same rotation
             for run in compare(ctx, takers, work):
-                found = ctx.results.reference if run.server == "reference" else ctx.results.runs
-                found.append(run)
+                kept_in = ctx.results.reference if run.server == "reference" else ctx.results.runs
+                kept_in.append(run)
                 ctx.say(f"  {run.server:9} {worker_class:8} {work.key:12} {run.summary()}")
     if ours is None or worker_class not in ASYNC_CLASSES or ctx.args.skip_idle:
         return
