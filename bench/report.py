@@ -239,45 +239,57 @@ def _errs(r: dict[str, Any] | None, error: str) -> str:
     return f"{r['non_2xx']} non-2xx, {r['socket_errors']} socket"
 
 
+def _section(
+    heading: str, columns: list[str], align: str, lines: list[str], intro: str = ""
+) -> list[str]:
+    """One Markdown section of the report: ``## heading``, an optional paragraph, a table
+    (``align``: one letter per column, ``l`` or ``r``) with ``lines`` as its rows, and the
+    blank line that ends it."""
+    assert len(columns) == len(align), (columns, align)
+    rule = "|".join("---:" if side == "r" else "---" for side in align)
+    head = [f"## {heading}", "", *([intro, ""] if intro else [])]
+    return [*head, f"| {' | '.join(columns)} |", f"|{rule}|", *lines, ""]
+
+
 def _throughput_md(rows: list[dict[str, Any]]) -> list[str]:
-    out = [
-        "## Throughput (req/s, wrk -t1, 2 workers)",
-        "",
-        "| worker | workload | forkhorn | gunicorn | ratio | target | result "
-        "| p50 / p99 ms forkhorn | p50 / p99 ms gunicorn | errors forkhorn | errors gunicorn |",
-        "|---|---|---:|---:|---:|---|---|---:|---:|---|---|",
-    ]
+    lines = []
     for r in rows:
         fh, gu = r["forkhorn"], r["gunicorn"]
-        out.append(
+        lines.append(
             f"| {r['worker_class']} | {r['title']} | {_num(fh and fh['rps'])} "
             f"| {_num(gu and gu['rps'])} | {_times(r['ratio'])} | {r['target']} "
             f"| {r['result']} | {_lat(fh)} | {_lat(gu)} | {_errs(fh, r['forkhorn_error'])} "
             f"| {_errs(gu, r['gunicorn_error'])} |"
         )
-    return out
+    columns = [
+        "worker", "workload", "forkhorn", "gunicorn", "ratio", "target", "result",
+        "p50 / p99 ms forkhorn", "p50 / p99 ms gunicorn", "errors forkhorn", "errors gunicorn",
+    ]  # fmt: skip
+    return _section("Throughput (req/s, wrk -t1, 2 workers)", columns, "llrrrllrrll", lines)
 
 
 def _server_md(rows: list[dict[str, Any]]) -> list[str]:
-    out = [
-        "## Idle worker memory and start-up (target: forkhorn <= gunicorn)",
-        "",
-        "Mean VmRSS of the 2 workers after start, before any load; start to first 200 is the "
-        "median over the starts made (a ratio that shows as 1.00 counts as equal).",
-        "",
-        "| worker | idle RSS MiB forkhorn | gunicorn | ratio | result "
-        "| start to first 200 s forkhorn | gunicorn | ratio | result |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---|",
-    ]
+    lines = []
     for r in rows:
         m, s = r["idle_rss_kib"], r["startup_s"]
         mib = [None if v is None else v / 1024 for v in (m["forkhorn"], m["gunicorn"])]
-        out.append(
+        lines.append(
             f"| {r['worker_class']} | {_num(mib[0], '.1f')} | {_num(mib[1], '.1f')} "
             f"| {_num(m['ratio'], '.2f')} | {m['result']} | {_num(s['forkhorn'], '.2f')} "
             f"| {_num(s['gunicorn'], '.2f')} | {_num(s['ratio'], '.2f')} | {s['result']} |"
         )
-    return out
+    columns = [
+        "worker", "idle RSS MiB forkhorn", "gunicorn", "ratio", "result",
+        "start to first 200 s forkhorn", "gunicorn", "ratio", "result",
+    ]  # fmt: skip
+    return _section(
+        "Idle worker memory and start-up (target: forkhorn <= gunicorn)",
+        columns,
+        "lrrrlrrrl",
+        lines,
+        intro="Mean VmRSS of the 2 workers after start, before any load; start to first 200 "
+        "is the median over the starts made (a ratio that shows as 1.00 counts as equal).",
+    )
 
 
 def observability_row(res: Results) -> dict[str, Any] | None:
@@ -328,24 +340,26 @@ def idle_rows(res: Results) -> list[dict[str, Any]]:
 def _idle_md(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
-    out = [
-        f"## Idle keep-alive connections (forkhorn, hello keep-alive c50 beside "
-        f"{rows[0]['idle_connections']:,} idle ones)",
-        "",
-        "Each idle connection sent one request, read its 200 and stays open (`--keep-alive 60"
-        " --worker-connections 2000`); the rate is the median of the interleaved runs.",
-        "",
-        "| worker | without req/s | with req/s | with / without | p50 / p99 ms with "
-        "| idle served / still open | target | result |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+    lines = [
+        f"| {r['worker_class']} | {_num(r['without_rps'])} | {_num(r['with_rps'])} "
+        f"| {_num(r['ratio'], '.2f')} | {_lat(r['with_latency'])} "
+        f"| {r['served']:,} / {r['kept']:,} | {r['target']} | {r['result']} |"
+        for r in rows
     ]
-    for r in rows:
-        out.append(
-            f"| {r['worker_class']} | {_num(r['without_rps'])} | {_num(r['with_rps'])} "
-            f"| {_num(r['ratio'], '.2f')} | {_lat(r['with_latency'])} "
-            f"| {r['served']:,} / {r['kept']:,} | {r['target']} | {r['result']} |"
-        )
-    return [*out, ""]
+    columns = [
+        "worker", "without req/s", "with req/s", "with / without", "p50 / p99 ms with",
+        "idle served / still open", "target", "result",
+    ]  # fmt: skip
+    return _section(
+        f"Idle keep-alive connections (forkhorn, hello keep-alive c50 beside "
+        f"{rows[0]['idle_connections']:,} idle ones)",
+        columns,
+        "lrrrrrll",
+        lines,
+        intro="Each idle connection sent one request, read its 200 and stays open "
+        "(`--keep-alive 60 --worker-connections 2000`); the rate is the median of the "
+        "interleaved runs.",
+    )
 
 
 def reference_rows(res: Results) -> list[dict[str, Any]]:
@@ -368,39 +382,39 @@ def reference_rows(res: Results) -> list[dict[str, Any]]:
 def _reference_md(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
-    out = [
-        "## Ceiling: a bare gevent loop, same run",
-        "",
-        "`bench/reference_gevent.py`: per request one `recv`, the 10 ms sleep on `/sleep`, "
-        "one `send` of a fixed response; no HTTP parsing, no WSGI. It takes its turn with "
-        "the gevent servers above. BENCHMARKS.md's reference machine ran such a loop at "
-        "48,000 req/s keep-alive and 16,000 req/s on the sleep; what it does here says how "
-        "fast this host is.",
-        "",
-        "| workload | bare loop req/s | forkhorn gevent req/s | forkhorn / loop |",
-        "|---|---:|---:|---:|",
-    ]
+    lines = []
     for r in rows:
         loop = _num(r["reference_rps"]) if r["reference_rps"] else f"error: {r['reference_error']}"
-        out.append(
+        lines.append(
             f"| {r['title']} | {loop} | {_num(r['forkhorn_rps'])} | {_num(r['share'], '.2f')} |"
         )
-    return [*out, ""]
+    return _section(
+        "Ceiling: a bare gevent loop, same run",
+        ["workload", "bare loop req/s", "forkhorn gevent req/s", "forkhorn / loop"],
+        "lrrr",
+        lines,
+        intro="`bench/reference_gevent.py`: per request one `recv`, the 10 ms sleep on "
+        "`/sleep`, one `send` of a fixed response; no HTTP parsing, no WSGI. It takes its "
+        "turn with the gevent servers above. BENCHMARKS.md's reference machine ran such a "
+        "loop at 48,000 req/s keep-alive and 16,000 req/s on the sleep; what it does here "
+        "says how fast this host is.",
+    )
 
 
 def _extras_md(res: Results) -> list[str]:
     out: list[str] = _idle_md(idle_rows(res)) + _reference_md(reference_rows(res))
     obs = observability_row(res)
     if obs:
-        out += [
-            "## Observability overhead (forkhorn gthread, hello keep-alive, c50)",
-            "",
-            "| off req/s | on req/s | on / off | target | result | note |",
-            "|---:|---:|---:|---|---|---|",
-            f"| {_num(obs['off_rps'])} | {_num(obs['on_rps'])} | {_num(obs['ratio'], '.2f')} "
-            f"| {obs['target']} | {obs['result']} | {obs['note']} |",
-            "",
-        ]
+        out += _section(
+            "Observability overhead (forkhorn gthread, hello keep-alive, c50)",
+            ["off req/s", "on req/s", "on / off", "target", "result", "note"],
+            "rrrlll",
+            [
+                f"| {_num(obs['off_rps'])} | {_num(obs['on_rps'])} "
+                f"| {_num(obs['ratio'], '.2f')} | {obs['target']} | {obs['result']} "
+                f"| {obs['note']} |"
+            ],
+        )
     if res.microbench:
         mb = res.microbench
         out += [
@@ -446,7 +460,7 @@ def markdown(res: Results) -> str:
         f"Command: `{meta.get('command', '')}`",
         "",
     ]
-    body = [*_throughput_md(throughput_rows(res)), "", *_server_md(server_rows(res)), ""]
+    body = [*_throughput_md(throughput_rows(res)), *_server_md(server_rows(res))]
     return "\n".join(head + body + _extras_md(res))
 
 
