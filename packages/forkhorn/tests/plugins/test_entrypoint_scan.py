@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,27 @@ def test_load_imports_the_module_and_attribute(sites: tuple[Path, Path]) -> None
         assert two._replace(value="fh_two:hooks.inner").load() == 42
     finally:
         sys.modules.pop("fh_two", None)
+
+
+def test_unique_spans_zip_entries_read_through_importlib_metadata(
+    sites: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a zip on sys.path is read through importlib.metadata, the directories by the scan:
+    # a project's first copy, in the zip, hides its copies in both directories
+    archive = sites[0].parent / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        info = "fh_one-0.5.dist-info"
+        bundle.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: fh-one\nVersion: 0.5\n")
+        bundle.writestr(f"{info}/entry_points.txt", f"[{GROUP}]\none = zipped:module\n")
+    monkeypatch.syspath_prepend(str(archive))
+    distinct = [
+        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)
+        for ep in importlib.metadata.entry_points(group=GROUP)
+        if ep.dist is not None
+    ]
+    unique = [
+        (e.name, e.value, e.distribution, e.version) for e in entry_points(GROUP, unique=True)
+    ]
+    assert unique == distinct
+    assert [e for e in unique if e[0] == "one"] == [("one", "zipped:module", "fh-one", "0.5")]
+    assert len(found(GROUP)) == len(unique) + 2  # without unique: all three copies

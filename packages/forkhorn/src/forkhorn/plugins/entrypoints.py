@@ -70,11 +70,16 @@ def entry_points(
         except OSError:  # missing or unreadable: importlib.metadata skips it too
             continue
         for project, info in _infos(directory, children):
-            if seen is not None:
-                if project in seen:
-                    continue
-                seen.add(project)
-            yield from _declared(os.path.join(directory, info), group, name)
+            if seen is None or _first_copy(seen, project):
+                yield from _declared(os.path.join(directory, info), group, name)
+
+
+def _first_copy(seen: set[str], project: str) -> bool:
+    """True the first time ``project`` is met (then remembered), False for a later copy."""
+    if project in seen:
+        return False
+    seen.add(project)
+    return True
 
 
 def _normalized(project: str) -> str:
@@ -177,11 +182,9 @@ def _from_importlib_metadata(
         else importlib.metadata.distributions(path=path)
     )
     for dist in found:
-        if seen is not None:
-            project = _normalized(str(dist.metadata["Name"]))
-            if project in seen:
-                continue
-            seen.add(project)
+        # the project name is read only when asked for: it parses the distribution's metadata
+        if seen is not None and not _first_copy(seen, _normalized(str(dist.metadata["Name"]))):
+            continue
         for ep in dist.entry_points:
             if ep.group == group and (name is None or ep.name == name):
                 yield EntryPoint(
