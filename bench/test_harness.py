@@ -4,7 +4,9 @@ Run: ``python -m pytest bench -q -p no:cacheprovider``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench import report, run
-from bench.servers import IdleConnections, ServerSpec
+from bench.servers import IdleConnections, ServerSpec, http_status
 from bench.workloads import QUICK_WORKLOADS, WORKLOADS, target_for
 from bench.wrk import WrkError, WrkResult, build_command, parse_report
 
@@ -292,3 +294,23 @@ def test_the_bare_gevent_loop_runs_only_beside_forkhorn_gevent_in_a_full_run() -
     )
     run.start_reference(quick, ours, ExitStack())  # type: ignore[arg-type]
     assert [what for what, _ in quick.results.skipped] == ["bare gevent loop (reference)"]
+
+
+def test_a_full_gevent_run_starts_the_bare_loop_with_forkhorns_interpreter(tmp_path: Path) -> None:
+    # a real start: with gevent the loop serves the bench app's two routes; without it
+    # (the harness's own test venv) the loop cannot start, and the run lists why
+    ctx = SimpleNamespace(
+        args=run.parse_args([]), workloads=[WORKLOADS["sleep"]], results=report.Results(),
+        logdir=tmp_path, env=run.server_env(), say=print,
+    )  # fmt: skip
+    ours = ServerSpec("forkhorn", sys.executable, "forkhorn", "gevent")
+    with ExitStack() as stack:
+        loop = run.start_reference(ctx, ours, stack)  # type: ignore[arg-type]
+        if importlib.util.find_spec("gevent") is None:
+            assert loop is None
+            [(what, why)] = ctx.results.skipped
+            assert what == "bare gevent loop (reference)"
+            assert "No module named 'gevent'" in why
+        else:
+            assert loop is not None and not ctx.results.skipped
+            assert http_status(loop.port, "/sleep") == http_status(loop.port, "/") == 200
