@@ -55,6 +55,17 @@ class AppImportError(Exception):
         return f"{self.details.rstrip()}\n{self.message}" if self.details else self.message
 
 
+def log_load_failure(log: Any, exc: BaseException) -> None:
+    """Log why the app did not load (worker, or master with ``preload_app``). A missing
+    module or attribute is one line; when the app's own code raised, its traceback comes
+    first. forkhorn's own frames are noise for the user's mistake: debug level only."""
+    if isinstance(exc, AppImportError):
+        log.debug("Exception while loading the application", exc_info=exc)
+        log.error("%s", exc.report())
+    else:
+        log.exception("Exception while loading the application", exc_info=exc)
+
+
 def parse_app_uri(app_uri: str) -> tuple[str, str, tuple[Any, ...] | None, dict[str, Any]]:
     """``module:expr`` -> (module, attribute, args or None when not a call, kwargs)."""
     module_name, _, expression = app_uri.partition(":")

@@ -7,6 +7,7 @@ import re
 import signal
 import time
 
+import pytest
 from conftest import LoadClient, wait_for
 
 
@@ -76,6 +77,28 @@ def test_app_load_failure_halts_the_master_with_exit_status_4(start_server):
     log = server.log()
     assert "App failed to load." in log
     assert log.count("Booting worker") <= 2  # no crash loop
+    # the app's own code raised: its traceback is the user's clue, forkhorn's frames are not
+    assert 'arbiter_broken_app.py", line 3, in <module>' in log
+    assert "RuntimeError: this app is broken on purpose" in log
+    assert "workers/base.py" not in log
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("no_such_module_here:app", "Failed to find module 'no_such_module_here'."),
+        ("arbiter_apps:no_such_app", "Failed to find attribute 'no_such_app' in 'arbiter_apps'."),
+    ],
+)
+@pytest.mark.parametrize("where", ["worker", "preloading master"])
+def test_a_missing_app_is_one_line_without_a_traceback(start_server, app, message, where):
+    args = ("--preload",) if where == "preloading master" else ()
+    server = start_server(*args, app=app, wait=False)
+    assert server.wait_exit(15) == 4
+    log = server.log()
+    assert f"[ERROR] {message}" in log
+    assert "Traceback" not in log
+    assert "App failed to load." in log
 
 
 def test_worker_boot_failure_halts_the_master_with_exit_status_3(start_server):

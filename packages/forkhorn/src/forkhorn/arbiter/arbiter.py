@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from forkhorn import __version__
+from forkhorn.application import log_load_failure
 from forkhorn.arbiter import process
 from forkhorn.arbiter.listeners import Listener, ListenerError, create_listeners, inheritable_env
 from forkhorn.arbiter.pidfile import Pidfile, PidfileError
@@ -176,8 +177,8 @@ class Arbiter(WorkerSet):
         if cfg.preload_app:
             try:
                 self.app.wsgi()
-            except Exception:
-                self.log.exception("Exception while loading the application")
+            except Exception as exc:
+                log_load_failure(self.log, exc)
                 raise HaltServer("App failed to load.", APP_LOAD_ERROR) from None
         _ = self.worker_class  # resolve now: an unknown class fails start-up, not every fork
         self.board = HeartbeatBoard()

@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from forkhorn.application import log_load_failure
 from forkhorn.workers.heartbeat import DRAIN, READY, WANTS_RETIREMENT, WorkerSlot
 from forkhorn.workers.memory import MemoryLimit, format_size
 
@@ -176,9 +177,9 @@ class Worker:
             self.load_wsgi()
         except SystemExit:
             raise
-        except BaseException:
+        except BaseException as exc:
             if not getattr(self.cfg, "reload", False):
-                self.log.exception("Exception while loading the application")
+                log_load_failure(self.log, exc)
                 raise SystemExit(APP_LOAD_ERROR) from None
             # Development (--reload): keep the worker up, answer 500 with the traceback,
             # and let the reloader restart it when the broken file is fixed.
