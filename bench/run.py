@@ -16,9 +16,10 @@ Invariants:
   outlives this process, even on TERM (see bench/servers.py).
 - The async classes also run hello beside 1,000 idle keep-alive connections, on a
   forkhorn server of their own (``idle_connections``); the observability pair runs last.
-- In a full run, a bare gevent loop (``bench/reference_gevent.py``) takes its turn beside
-  forkhorn's and Gunicorn's gevent workers on hello and the 10 ms sleep: what pure Python
-  on gevent does on this host, reported apart, never judged against a target.
+- In a full run, bare pre-fork loops take their turn beside the sync and gevent workers
+  (``bench/reference_sync.py`` on hello with ``Connection: close``,
+  ``bench/reference_gevent.py`` on hello and the 10 ms sleep): what pure Python does on
+  this host with no HTTP, reported apart, never judged against a target.
 - Exit status: 0 when the harness worked, even if a speed target failed (the report says);
   1 when a forkhorn run had non-2xx responses or socket errors, or forkhorn failed to serve
   (unless ``--no-fail-on-errors``); 2 when the harness itself broke (wrk missing or
@@ -71,9 +72,12 @@ THREADS = 8
 OBSERVABILITY_REPEAT = 5
 #: the same for the idle-connections pair (without / with), full mode
 IDLE_REPEAT = 3
-#: the workloads the bare gevent loop (bench/reference_gevent.py) runs beside forkhorn's
-#: gevent worker, full mode: the ones BENCHMARKS.md gives its own minimal loop's figures for
-REFERENCE_WORKLOADS = ("hello", "sleep")
+#: worker class -> (bare loop module, the workloads it runs beside that class), full mode:
+#: those BENCHMARKS.md gives its own minimal pure-Python loop's figures for
+REFERENCES = {
+    "sync": ("bench.reference_sync", ("hello-close",)),
+    "gevent": ("bench.reference_gevent", ("hello", "sleep")),
+}
 #: interleaved wrk runs per server and workload (full mode): one 5 s run moves 20% on a
 #: shared host (BENCHMARKS.md), the median of three interleaved ones much less
 FULL_REPEAT = 3
@@ -151,7 +155,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--skip-reference",
         action="store_true",
-        help="skip the bare gevent loop run beside forkhorn's gevent worker (full mode)",
+        help="skip the bare loops run beside forkhorn's sync and gevent workers (full mode)",
     )
     ap.add_argument("--skip-microbench", action="store_true")
     ap.add_argument(
@@ -330,7 +334,7 @@ def bench_class(ctx: Context, worker_class: str) -> None:
             warm(ctx, servers, WORKLOADS["hello"])
         for work in class_workloads(ctx, worker_class):
             takers = servers
-            if reference is not None and work.key in REFERENCE_WORKLOADS:
+            if reference is not None and work.key in REFERENCES[worker_class][1]:
                 takers = [*servers, reference]  # it takes its turn in the same rotation
             for run in compare(ctx, takers, work):
                 kept_in = ctx.results.reference if run.server == "reference" else ctx.results.runs
@@ -345,23 +349,26 @@ def bench_class(ctx: Context, worker_class: str) -> None:
 
 
 def start_reference(ctx: Context, ours: ServerSpec | None, stack: ExitStack) -> Server | None:
-    """For forkhorn's gevent class in a full run, the bare gevent loop of
-    ``bench/reference_gevent.py`` (stopped with ``stack``), run with forkhorn's Python;
-    None when it does not apply or did not start (listed as skipped: it is context, not a
-    peer, and a run does not fail for it)."""
-    if ours is None or ours.worker_class != "gevent" or ctx.args.skip_reference:
+    """For forkhorn's sync or gevent class in a full run, the class's bare loop
+    (``REFERENCES``; stopped with ``stack``), run with forkhorn's Python; None when it does
+    not apply or did not start (listed as skipped: it is context, not a peer, and a run
+    does not fail for it)."""
+    if ours is None or ours.worker_class not in REFERENCES or ctx.args.skip_reference:
         return None
-    if ctx.args.quick:  # two more runs would take --quick past a minute
-        ctx.results.skip("bare gevent loop (reference)", "--quick")
+    module, workloads = REFERENCES[ours.worker_class]
+    what = f"bare {ours.worker_class} loop (reference)"
+    if ctx.args.quick:  # more runs would take --quick past a minute
+        ctx.results.skip(what, "--quick")
         return None
-    if not any(work.key in REFERENCE_WORKLOADS for work in ctx.workloads):
+    if not any(work.key in workloads for work in ctx.workloads):
         return None
-    spec = ServerSpec("reference", ours.python, "bench.reference_gevent", "gevent")
+    spec = ServerSpec("reference", ours.python, module, ours.worker_class)
+    log = ctx.logdir / f"reference-{ours.worker_class}.log"
     try:
-        return stack.enter_context(Server(spec, REPO, ctx.logdir / "reference-gevent.log", ctx.env))
+        return stack.enter_context(Server(spec, REPO, log, ctx.env))
     except ServerError as exc:
-        ctx.results.skip("bare gevent loop (reference)", str(exc))
-        ctx.say(f"  reference gevent loop skipped: {exc}")
+        ctx.results.skip(what, str(exc))
+        ctx.say(f"  reference {ours.worker_class} loop skipped: {exc}")
         return None
 
 

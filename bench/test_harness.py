@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from bench import report, run
-from bench.servers import IdleConnections, ServerSpec, http_status
+from bench.app import HELLO
+from bench.servers import IdleConnections, ServerSpec, children_of, http_status
 from bench.workloads import QUICK_WORKLOADS, WORKLOADS, target_for
 from bench.wrk import WrkError, WrkResult, build_command, parse_report
 
@@ -273,28 +275,54 @@ def test_the_bare_gevent_loop_is_reported_as_a_share_and_never_judged(tmp_path: 
     # the loop resets connections wrk still holds at the end: its errors fail nothing
     res.reference.append(report.Run("reference", "gevent", "sleep", _result(15_000.0, 7)))
     text = report.write_all(res, tmp_path)
-    assert "| 10 ms sleep, c200 | 15,000 | 12,000 | 0.80 |" in text
+    assert "| gevent | 10 ms sleep, c200 | 15,000 | 12,000 | 0.80 |" in text
     rows = report.throughput_rows(res)
     assert [(r["workload"], r["ratio"]) for r in rows] == [("sleep", 2.4)]  # no third server
     assert json.loads((tmp_path / "latest.json").read_text())["reference"][0]["share"] == 0.8
     assert report.exit_status(res, fail_on_errors=True) == 0
 
 
-def test_the_bare_gevent_loop_runs_only_beside_forkhorn_gevent_in_a_full_run() -> None:
-    ours = ServerSpec("forkhorn", "py", "forkhorn", "gevent")
+def test_the_bare_loops_run_only_beside_forkhorn_sync_and_gevent_in_a_full_run() -> None:
+    gevent = ServerSpec("forkhorn", "py", "forkhorn", "gevent")
+    sync = ServerSpec("forkhorn", "py", "forkhorn", "sync")
     eventlet = ServerSpec("forkhorn", "py", "forkhorn", "eventlet")
+    gthread = ServerSpec("forkhorn", "py", "forkhorn", "gthread")
     cases = [
-        (["--quick"], ours, ["bare gevent loop (reference)"]),  # listed: too long for quick
-        (["--skip-reference"], ours, []),
-        ([], eventlet, []),
-        ([], None, []),  # forkhorn's side is skipped for the class
+        (["--quick"], gevent, "sleep", ["bare gevent loop (reference)"]),  # too long for quick
+        (["--quick"], sync, "hello-close", ["bare sync loop (reference)"]),
+        (["--skip-reference"], gevent, "sleep", []),
+        (["--skip-reference"], sync, "hello-close", []),
+        ([], sync, "sleep", []),  # none of the workloads it runs beside
+        ([], gevent, "hello-close", []),
+        ([], eventlet, "sleep", []),
+        ([], gthread, "hello", []),
+        ([], None, "sleep", []),  # forkhorn's side is skipped for the class
     ]
-    for argv, spec, skipped in cases:
+    for argv, spec, workload, skipped in cases:
         ctx = SimpleNamespace(
-            args=run.parse_args(argv), workloads=[WORKLOADS["sleep"]], results=report.Results()
+            args=run.parse_args(argv), workloads=[WORKLOADS[workload]], results=report.Results()
         )
         assert run.start_reference(ctx, spec, ExitStack()) is None  # type: ignore[arg-type]
-        assert [what for what, _ in ctx.results.skipped] == skipped, argv
+        assert [what for what, _ in ctx.results.skipped] == skipped, (argv, spec, workload)
+
+
+def test_a_full_sync_run_starts_the_bare_loop_which_answers_and_closes(tmp_path: Path) -> None:
+    ctx = SimpleNamespace(
+        args=run.parse_args([]), workloads=[WORKLOADS["hello-close"]], results=report.Results(),
+        logdir=tmp_path, env=run.server_env(), say=print,
+    )  # fmt: skip
+    ours = ServerSpec("forkhorn", sys.executable, "forkhorn", "sync")
+    with ExitStack() as stack:
+        loop = run.start_reference(ctx, ours, stack)  # type: ignore[arg-type]
+        assert loop is not None and not ctx.results.skipped
+        assert loop.proc is not None and len(children_of(loop.proc.pid)) == 1  # 2 processes
+        with socket.create_connection(("127.0.0.1", loop.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):  # it closes after the response
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\nConnection: close\r\n" in answer and answer.endswith(HELLO)
 
 
 def test_a_full_gevent_run_starts_the_bare_loop_with_forkhorns_interpreter(tmp_path: Path) -> None:

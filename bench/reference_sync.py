@@ -1,0 +1,68 @@
+"""A bare pre-fork blocking loop: what pure Python does with ``Connection: close`` on this
+host, no HTTP.
+
+BENCHMARKS.md quotes "a deliberately minimal pure-Python pre-fork loop" that served 28,000
+req/s with ``Connection: close`` on its reference machine, about three times Gunicorn's
+sync worker there. The sync target (2.5 times Gunicorn) is measured against that room; on
+this kind of host a new connection per request costs the kernel and the single-threaded
+load generator most of the time, whatever the server does. The full benchmark runs this
+loop in the same run as forkhorn's sync worker, taking turns with it, and reports
+forkhorn's rate as a share of the loop's, as it does for gevent
+(``bench/reference_gevent.py``).
+
+Per connection, and nothing more: ``accept``, one ``recv``, one ``send`` of a fixed
+response as long as the bench app's hello (saying ``Connection: close``), ``close``. No
+parsing, no WSGI, no timeouts: a ceiling, not a server.
+
+It takes the command line the benchmark gives every server (``-w N -k sync -b HOST:PORT
+bench.app:app``). Its processes are one master and ``N - 1`` forked children, all accepting
+on the same socket (the benchmark's ``Server`` stops the whole process group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from bench.app import HELLO
+
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: reference\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(HELLO), HELLO)
+)
+
+
+def serve(listener: socket.socket) -> None:
+    """Answer every connection's first read with the response, then close it."""
+    while True:
+        conn, _ = listener.accept()
+        try:
+            if conn.recv(65536):
+                conn.send(RESPONSE)
+        except OSError:
+            pass  # the load generator reset the connection: nothing to report
+        finally:
+            conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("-w", dest="workers", type=int, default=2)
+    parser.add_argument("-k", dest="worker_class", choices=["sync"], default="sync")
+    parser.add_argument("-b", dest="bind", required=True, help="HOST:PORT")
+    parser.add_argument("app", choices=["bench.app:app"])
+    args = parser.parse_args()
+    host, _, port = args.bind.rpartition(":")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, int(port)))
+    listener.listen(2048)
+    for _ in range(args.workers - 1):
+        if os.fork() == 0:
+            break
+    serve(listener)
+
+
+if __name__ == "__main__":
+    main()
