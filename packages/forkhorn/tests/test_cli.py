@@ -252,6 +252,19 @@ def test_config_file_that_raises_shows_its_traceback(project: Path) -> None:
     assert result.returncode == 1
     assert "Failed to read config file:" in result.stderr
     assert "Traceback" in result.stderr and "ValueError: conf bug" in result.stderr
+    # the user's frame, not the loader's or importlib's above it
+    assert 'forkhorn.conf.py", line 2, in <module>' in result.stderr
+    assert "loader.py" not in result.stderr and "importlib" not in result.stderr
+
+
+def test_config_file_with_a_syntax_error_shows_where_as_python_does(project: Path) -> None:
+    (project / "forkhorn.conf.py").write_text("workers = 2\nif True\n    bind = 'x'\n")
+    result = forkhorn("webapp:app", cwd=project)
+    assert result.returncode == 1
+    assert "Failed to read config file:" in result.stderr
+    assert 'forkhorn.conf.py", line 2' in result.stderr
+    assert result.stderr.rstrip().endswith("SyntaxError: expected ':'")
+    assert "Traceback" not in result.stderr and "loader.py" not in result.stderr
 
 
 def test_no_app_is_a_usage_error(project: Path) -> None:
@@ -307,6 +320,7 @@ def test_check_config_app_that_raises_shows_its_traceback(project: Path) -> None
     assert result.returncode == 4
     assert "Traceback" in result.stderr and "raising_app.py" in result.stderr
     assert "RuntimeError: the app is broken" in result.stderr.strip().splitlines()[-1]
+    assert "application.py" not in result.stderr and "importlib" not in result.stderr
 
 
 GUNICORN_CONF = """

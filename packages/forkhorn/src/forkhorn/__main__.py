@@ -52,6 +52,7 @@ from forkhorn.plugins.registry import (
     WorkerRegistry,
     collect_workers,
 )
+from forkhorn.tracebacks import format_user_error
 
 if TYPE_CHECKING:
     import argparse
@@ -144,7 +145,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         cause = exc.__cause__
         if cause is not None:
-            traceback.print_exception(type(cause), cause, cause.__traceback__)
+            print(format_user_error(cause), end="", file=sys.stderr)
         sys.stderr.flush()
         return ENVIRONMENT_ERROR
     except AppImportError as exc:

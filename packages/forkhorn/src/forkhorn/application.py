@@ -21,13 +21,13 @@ import ast
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from forkhorn.config import Config
+from forkhorn.tracebacks import format_user_error
 
 if TYPE_CHECKING:
     from forkhorn.plugins.registry import WorkerRegistry
@@ -141,7 +141,7 @@ def _import_app_module(module_name: str, app_uri: str) -> Any:
 
 
 def _raised(app_uri: str, exc: BaseException) -> AppImportError:
-    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    details = format_user_error(exc)
     return AppImportError(
         f"Failed to load application {app_uri!r}: {type(exc).__name__}: {exc}", details
     )

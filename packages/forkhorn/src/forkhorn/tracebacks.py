@@ -1,0 +1,37 @@
+"""Tracebacks of the user's own code (a config file, an app module) without forkhorn's.
+
+When a config file or an app module raises while forkhorn loads it, the frames above the
+user's code are forkhorn's loader and importlib's bootstrap: noise to someone fixing their
+own file. ``format_user_error`` drops those leading frames and keeps every frame from the
+first one that is neither. A ``SyntaxError`` has no frame of the user's (the compiler
+raised it in the loader): it is shown as Python shows one, file, line and caret. Any other
+exception with no frame of the user's is a bug of forkhorn's: it keeps every frame.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from types import TracebackType
+
+#: forkhorn's own files and importlib's (``import_module``; the bootstrap is frozen)
+_LOADER_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module_file)) + os.sep
+    for module_file in (__file__, importlib.__file__ or "")
+)
+
+
+def _is_loader_frame(tb: TracebackType) -> bool:
+    filename = tb.tb_frame.f_code.co_filename
+    return filename.startswith(_LOADER_DIRS) or filename.startswith("<frozen importlib")
+
+
+def format_user_error(exc: BaseException) -> str:
+    """``exc`` formatted like ``traceback.format_exception``, from the user's first frame."""
+    tb = exc.__traceback__
+    while tb is not None and _is_loader_frame(tb):
+        tb = tb.tb_next
+    if tb is None and not isinstance(exc, SyntaxError):
+        tb = exc.__traceback__
+    return "".join(traceback.format_exception(type(exc), exc, tb))
