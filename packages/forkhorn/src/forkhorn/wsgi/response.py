@@ -9,9 +9,11 @@ header lists, since most apps send the same few again and again) is cached in
 
 Invariants:
 - status is ``3DIGIT SP reason`` (PEP 3333); header names are tokens; names and values never
-  carry CR, LF, NUL or other controls (response splitting); hop-by-hop headers from the app
-  are refused (PEP 3333), except ``Connection: close`` which is honoured as a request to
-  close; a refusal raises ``InvalidResponse`` into the app (the handler answers 500);
+  carry CR, LF, NUL or other controls (response splitting); a refusal raises
+  ``InvalidResponse`` into the app (the handler answers 500);
+- hop-by-hop headers from the app (PEP 3333 forbids them) are dropped, as Gunicorn drops
+  them, with a warning once per name per worker: the server frames the response and owns
+  the connection. ``Connection: close`` is honoured as a request to close.
 - framing: the app's Content-Length (never more body than it: the excess is cut, logged,
   and the connection closed; less than it closes the connection too), else a length we know
   (whole body in hand, or a file), else chunked on HTTP/1.1, else close-delimited;
@@ -152,6 +154,19 @@ class ResponseContext:
         #: status string -> (code, HTTP/1.1 status line, HTTP/1.0 status line)
         self.statuses: dict[str, tuple[int, bytes, bytes]] = {}
         self._date: tuple[int, bytes] = (0, b"")
+        #: hop-by-hop header names the app set and we dropped (each warned about once)
+        self.dropped: set[str] = set()
+
+    def drop_hop_by_hop(self, name: str, value: str) -> None:
+        """The app set a hop-by-hop header: it is left out of the response (warned once)."""
+        lowered = name.lower()
+        if lowered not in self.dropped:  # hop-by-hop names are few: the set stays small
+            self.dropped.add(lowered)
+            self.log.warning(
+                "The app set the hop-by-hop header %r (%r); it is dropped: the server frames "
+                "the response and owns the connection (PEP 3333). Logged once per worker.",
+                name, value[:60],
+            )  # fmt: skip
 
     def date_header(self) -> bytes:
         # one tuple attribute, so a reader in another thread never sees a torn pair
@@ -287,11 +302,12 @@ class Response:
                 elif kind == _CONNECTION:
                     tokens = {t.strip().lower() for t in value.split(",")}
                     if not tokens <= {"close", "keep-alive"}:
-                        raise InvalidResponse(f"hop-by-hop header not allowed: {name}: {value}")
+                        self.ctx.drop_hop_by_hop(name, value)
                     close = close or "close" in tokens
                     continue  # we write our own Connection header
                 elif kind == _HOP:
-                    raise InvalidResponse(f"hop-by-hop header not allowed (PEP 3333): {name}")
+                    self.ctx.drop_hop_by_hop(name, value)
+                    continue
                 elif kind == _SERVER:
                     own_server = False
                 else:
