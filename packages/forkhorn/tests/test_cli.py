@@ -257,6 +257,15 @@ def test_config_file_that_raises_shows_its_traceback(project: Path) -> None:
     assert "loader.py" not in result.stderr and "importlib" not in result.stderr
 
 
+def test_a_python_config_module_that_is_not_there_is_two_lines(project: Path) -> None:
+    result = forkhorn("-c", "python:no_such_conf_module", "webapp:app", cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Failed to read config file: python:no_such_conf_module",
+        "ModuleNotFoundError: No module named 'no_such_conf_module'",
+    ]
+
+
 def test_config_file_with_a_syntax_error_shows_where_as_python_does(project: Path) -> None:
     (project / "forkhorn.conf.py").write_text("workers = 2\nif True\n    bind = 'x'\n")
     result = forkhorn("webapp:app", cwd=project)

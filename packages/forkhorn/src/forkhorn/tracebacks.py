@@ -3,9 +3,11 @@
 When a config file or an app module raises while forkhorn loads it, the frames above the
 user's code are forkhorn's loader and importlib's bootstrap: noise to someone fixing their
 own file. ``format_user_error`` drops those leading frames and keeps every frame from the
-first one that is neither. A ``SyntaxError`` has no frame of the user's (the compiler
-raised it in the loader): it is shown as Python shows one, file, line and caret. Any other
-exception with no frame of the user's is a bug of forkhorn's: it keeps every frame.
+first one that is neither. A ``SyntaxError`` or ``ImportError`` may have no frame of the
+user's (the compiler or the import system raised it in the loader: a typo, a module that
+is not there): it is shown without a traceback, a ``SyntaxError`` as Python shows one
+(file, line and caret). Any other exception with no frame of the user's is a bug of
+forkhorn's: it keeps every frame.
 """
 
 from __future__ import annotations
@@ -32,6 +34,6 @@ def format_user_error(exc: BaseException) -> str:
     tb = exc.__traceback__
     while tb is not None and _is_loader_frame(tb):
         tb = tb.tb_next
-    if tb is None and not isinstance(exc, SyntaxError):
+    if tb is None and not isinstance(exc, (SyntaxError, ImportError)):
         tb = exc.__traceback__
     return "".join(traceback.format_exception(type(exc), exc, tb))
