@@ -52,7 +52,6 @@ from forkhorn.plugins.registry import (
     WorkerRegistry,
     collect_workers,
 )
-from forkhorn.tracebacks import format_user_error
 
 if TYPE_CHECKING:
     import argparse
@@ -145,6 +144,8 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         cause = exc.__cause__
         if cause is not None:
+            from forkhorn.tracebacks import format_user_error  # an error path only
+
             print(format_user_error(cause), end="", file=sys.stderr)
         sys.stderr.flush()
         return ENVIRONMENT_ERROR

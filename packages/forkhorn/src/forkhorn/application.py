@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from forkhorn.config import Config
-from forkhorn.tracebacks import format_user_error
 
 if TYPE_CHECKING:
     from forkhorn.plugins.registry import WorkerRegistry
@@ -141,6 +140,8 @@ def _import_app_module(module_name: str, app_uri: str) -> Any:
 
 
 def _raised(app_uri: str, exc: BaseException) -> AppImportError:
+    from forkhorn.tracebacks import format_user_error  # an error path: not at start-up
+
     details = format_user_error(exc)
     return AppImportError(
         f"Failed to load application {app_uri!r}: {type(exc).__name__}: {exc}", details

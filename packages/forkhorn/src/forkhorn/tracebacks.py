@@ -8,6 +8,8 @@ user's (the compiler or the import system raised it in the loader: a typo, a mod
 is not there): it is shown without a traceback, a ``SyntaxError`` as Python shows one
 (file, line and caret). Any other exception with no frame of the user's is a bug of
 forkhorn's: it keeps every frame.
+
+Imported only on those error paths, not at start-up.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from types import TracebackType
 #: forkhorn's own files and importlib's (``import_module``; the bootstrap is frozen)
 _LOADER_DIRS = tuple(
     os.path.dirname(os.path.abspath(module_file)) + os.sep
-    for module_file in (__file__, importlib.__file__ or "")
+    for module_file in (__file__, importlib.__file__)
+    if module_file  # (a frozen importlib has none: an empty name would mean the cwd's parent)
 )
 
 
