@@ -46,3 +46,15 @@ class BootFailureWorker(Worker):
 
     def run(self) -> None:  # pragma: no cover - never reached
         pass
+
+
+class EagerLoadWorker(Worker):
+    """Loads the app before the base class's set-up, its own way: an ``AppImportError``
+    reaches the master's fork wrapper instead of ``Worker.init_process``'s handler."""
+
+    def init_process(self) -> None:
+        self.app.wsgi()
+        super().init_process()
+
+    def run(self) -> None:  # pragma: no cover - the app never loads in the tests
+        pass

@@ -101,6 +101,17 @@ def test_a_missing_app_is_one_line_without_a_traceback(start_server, app, messag
     assert "App failed to load." in log
 
 
+def test_an_app_load_failure_outside_init_process_is_reported_the_same_way(start_server):
+    server = start_server("-k", "arbiter_workers:EagerLoadWorker", app="arbiter_broken_app:app",
+                          wait=False)  # fmt: skip
+    assert server.wait_exit(15) == 4
+    log = server.log()
+    assert "App failed to load." in log
+    assert 'arbiter_broken_app.py", line 3, in <module>' in log  # the app's own traceback
+    assert "Failed to load application 'arbiter_broken_app:app'" in log
+    assert "Exception in worker process" not in log and "importlib" not in log
+
+
 def test_worker_boot_failure_halts_the_master_with_exit_status_3(start_server):
     server = start_server("-k", "arbiter_workers:BootFailureWorker", wait=False)
     assert server.wait_exit(15) == 3

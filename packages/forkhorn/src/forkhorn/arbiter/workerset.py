@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from forkhorn.application import AppImportError, log_load_failure
 from forkhorn.arbiter import process
 from forkhorn.arbiter.listeners import Listener
 from forkhorn.arbiter.pidfile import Pidfile
@@ -184,8 +185,8 @@ class WorkerSet:
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException as exc:
-            if type(exc).__name__ == "AppImportError":
-                self.log.error("%s", exc)
+            if isinstance(exc, AppImportError):  # a worker class loading the app its own way
+                log_load_failure(self.log, exc)
                 status = APP_LOAD_ERROR
             else:
                 self.log.exception("Exception in worker process")
