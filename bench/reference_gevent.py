@@ -12,10 +12,8 @@ What it does per request, and nothing more: one ``recv``; for a request to ``/sl
 bench app's hello. No parsing, no framing checks, no WSGI: a ceiling, not a server.
 
 It takes the command line the benchmark gives every server (``-w N -k gevent -b
-HOST:PORT bench.app:app``) so it runs through the same ``ServerSpec`` and ``Server``; the
-app argument must name the bench app, whose ``/`` and ``/sleep`` it mirrors. Its processes
-are one master and ``N - 1`` forked children, all accepting on the same socket (the
-benchmark's ``Server`` stops the whole process group).
+HOST:PORT bench.app:app``; ``bench/prefork.py``), so it runs through the same
+``ServerSpec`` and ``Server``; it mirrors the bench app's ``/`` and ``/sleep``.
 """
 
 from __future__ import annotations
@@ -24,19 +22,15 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
-import os  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
 
-from bench.app import HELLO, SLEEP_SECONDS  # noqa: E402
+from bench.app import SLEEP_SECONDS  # noqa: E402
+from bench.prefork import hello_response, listen_and_fork  # noqa: E402
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nServer: reference\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(HELLO), HELLO)
-)
+RESPONSE = hello_response(close=False)
 
 
 def serve(conn: socket.socket) -> None:
@@ -57,20 +51,7 @@ def serve(conn: socket.socket) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    parser.add_argument("-w", dest="workers", type=int, default=2)
-    parser.add_argument("-k", dest="worker_class", choices=["gevent"], default="gevent")
-    parser.add_argument("-b", dest="bind", required=True, help="HOST:PORT")
-    parser.add_argument("app", choices=["bench.app:app"])
-    args = parser.parse_args()
-    host, _, port = args.bind.rpartition(":")
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, int(port)))
-    listener.listen(2048)
-    for _ in range(args.workers - 1):
-        if os.fork() == 0:
-            break
+    listener = listen_and_fork(__doc__.partition("\n")[0], "gevent")
     while True:
         conn, _ = listener.accept()
         gevent.spawn_raw(serve, conn)

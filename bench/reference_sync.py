@@ -15,22 +15,16 @@ response as long as the bench app's hello (saying ``Connection: close``), ``clos
 parsing, no WSGI, no timeouts: a ceiling, not a server.
 
 It takes the command line the benchmark gives every server (``-w N -k sync -b HOST:PORT
-bench.app:app``). Its processes are one master and ``N - 1`` forked children, all accepting
-on the same socket (the benchmark's ``Server`` stops the whole process group).
+bench.app:app``; ``bench/prefork.py``).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import socket
 
-from bench.app import HELLO
+from bench.prefork import hello_response, listen_and_fork
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nServer: reference\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(HELLO), HELLO)
-)
+RESPONSE = hello_response(close=True)
 
 
 def serve(listener: socket.socket) -> None:
@@ -47,21 +41,7 @@ def serve(listener: socket.socket) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    parser.add_argument("-w", dest="workers", type=int, default=2)
-    parser.add_argument("-k", dest="worker_class", choices=["sync"], default="sync")
-    parser.add_argument("-b", dest="bind", required=True, help="HOST:PORT")
-    parser.add_argument("app", choices=["bench.app:app"])
-    args = parser.parse_args()
-    host, _, port = args.bind.rpartition(":")
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, int(port)))
-    listener.listen(2048)
-    for _ in range(args.workers - 1):
-        if os.fork() == 0:
-            break
-    serve(listener)
+    serve(listen_and_fork(__doc__.partition("\n")[0], "sync"))
 
 
 if __name__ == "__main__":
