@@ -11,6 +11,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -282,6 +283,15 @@ def test_the_bare_gevent_loop_is_reported_as_a_share_and_never_judged(tmp_path: 
     assert report.exit_status(res, fail_on_errors=True) == 0
 
 
+def reference_context(argv: list[str], workload: str, logdir: Path | None = None) -> Any:
+    """What ``run.start_reference`` reads of a run: its options, one workload, the
+    results it lists skips in, where server logs go, the servers' environment."""
+    return SimpleNamespace(
+        args=run.parse_args(argv), workloads=[WORKLOADS[workload]], results=report.Results(),
+        logdir=logdir, env=run.server_env(), say=print,
+    )  # fmt: skip
+
+
 def test_the_bare_loops_run_only_beside_forkhorn_sync_and_gevent_in_a_full_run() -> None:
     gevent = ServerSpec("forkhorn", "py", "forkhorn", "gevent")
     sync = ServerSpec("forkhorn", "py", "forkhorn", "sync")
@@ -299,21 +309,16 @@ def test_the_bare_loops_run_only_beside_forkhorn_sync_and_gevent_in_a_full_run()
         ([], None, "sleep", []),  # forkhorn's side is skipped for the class
     ]
     for argv, spec, workload, skipped in cases:
-        ctx = SimpleNamespace(
-            args=run.parse_args(argv), workloads=[WORKLOADS[workload]], results=report.Results()
-        )
-        assert run.start_reference(ctx, spec, ExitStack()) is None  # type: ignore[arg-type]
+        ctx = reference_context(argv, workload)
+        assert run.start_reference(ctx, spec, ExitStack()) is None
         assert [what for what, _ in ctx.results.skipped] == skipped, (argv, spec, workload)
 
 
 def test_a_full_sync_run_starts_the_bare_loop_which_answers_and_closes(tmp_path: Path) -> None:
-    ctx = SimpleNamespace(
-        args=run.parse_args([]), workloads=[WORKLOADS["hello-close"]], results=report.Results(),
-        logdir=tmp_path, env=run.server_env(), say=print,
-    )  # fmt: skip
+    ctx = reference_context([], "hello-close", tmp_path)
     ours = ServerSpec("forkhorn", sys.executable, "forkhorn", "sync")
     with ExitStack() as stack:
-        loop = run.start_reference(ctx, ours, stack)  # type: ignore[arg-type]
+        loop = run.start_reference(ctx, ours, stack)
         assert loop is not None and not ctx.results.skipped
         assert loop.proc is not None and len(children_of(loop.proc.pid)) == 1  # 2 processes
         with socket.create_connection(("127.0.0.1", loop.port), timeout=5) as sock:
@@ -328,13 +333,10 @@ def test_a_full_sync_run_starts_the_bare_loop_which_answers_and_closes(tmp_path:
 def test_a_full_gevent_run_starts_the_bare_loop_with_forkhorns_interpreter(tmp_path: Path) -> None:
     # a real start: with gevent the loop serves the bench app's two routes; without it
     # (the harness's own test venv) the loop cannot start, and the run lists why
-    ctx = SimpleNamespace(
-        args=run.parse_args([]), workloads=[WORKLOADS["sleep"]], results=report.Results(),
-        logdir=tmp_path, env=run.server_env(), say=print,
-    )  # fmt: skip
+    ctx = reference_context([], "sleep", tmp_path)
     ours = ServerSpec("forkhorn", sys.executable, "forkhorn", "gevent")
     with ExitStack() as stack:
-        loop = run.start_reference(ctx, ours, stack)  # type: ignore[arg-type]
+        loop = run.start_reference(ctx, ours, stack)
         if importlib.util.find_spec("gevent") is None:
             assert loop is None
             [(what, why)] = ctx.results.skipped
