@@ -30,8 +30,22 @@ def expected(group: str, name: str | None = None) -> list[tuple[str, str, str, s
     ]
 
 
-def found(group: str, name: str | None = None) -> list[tuple[str, str, str, str]]:
-    return [(e.name, e.value, e.distribution, e.version) for e in entry_points(group, name)]
+def expected_unique(group: str) -> list[tuple[str, str, str, str]]:
+    """``importlib.metadata.entry_points``: a project installed twice counts once."""
+    return [
+        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)
+        for ep in importlib.metadata.entry_points(group=group)
+        if ep.dist is not None
+    ]
+
+
+def found(
+    group: str, name: str | None = None, *, unique: bool = False
+) -> list[tuple[str, str, str, str]]:
+    return [
+        (e.name, e.value, e.distribution, e.version)
+        for e in entry_points(group, name, unique=unique)
+    ]
 
 
 @pytest.fixture
@@ -67,15 +81,8 @@ def test_the_scan_matches_importlib_metadata() -> None:
 
 @pytest.mark.usefixtures("sites")
 def test_unique_keeps_the_first_copy_as_importlib_metadata_entry_points_does() -> None:
-    distinct = [
-        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)
-        for ep in importlib.metadata.entry_points(group=GROUP)
-        if ep.dist is not None
-    ]
-    unique = [
-        (e.name, e.value, e.distribution, e.version) for e in entry_points(GROUP, unique=True)
-    ]
-    assert unique == distinct
+    unique = found(GROUP, unique=True)
+    assert unique == expected_unique(GROUP)
     assert ("one", "shadowed:module", "fh-one", "9.9") not in unique  # the second copy
     assert len(unique) == len(found(GROUP)) - 1
 
@@ -101,14 +108,7 @@ def test_unique_spans_zip_entries_read_through_importlib_metadata(
         bundle.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: fh-one\nVersion: 0.5\n")
         bundle.writestr(f"{info}/entry_points.txt", f"[{GROUP}]\none = zipped:module\n")
     monkeypatch.syspath_prepend(str(archive))
-    distinct = [
-        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)
-        for ep in importlib.metadata.entry_points(group=GROUP)
-        if ep.dist is not None
-    ]
-    unique = [
-        (e.name, e.value, e.distribution, e.version) for e in entry_points(GROUP, unique=True)
-    ]
-    assert unique == distinct
+    unique = found(GROUP, unique=True)
+    assert unique == expected_unique(GROUP)
     assert [e for e in unique if e[0] == "one"] == [("one", "zipped:module", "fh-one", "0.5")]
     assert len(found(GROUP)) == len(unique) + 2  # without unique: all three copies
