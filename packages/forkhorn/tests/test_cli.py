@@ -21,6 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 CLEAN_ENV = (
     "FORKHORN_CMD_ARGS",
+    "GUNICORN_CMD_ARGS",
     "PORT",
     "WEB_CONCURRENCY",
     "FORWARDED_ALLOW_IPS",
@@ -302,6 +303,35 @@ def test_print_config_shows_each_source(project: Path) -> None:
     assert re.search(r"^backlog\s+= 2048  \(default\)$", out, re.M)
     assert re.search(r"^post_fork\s+= <hook>  \(config-file\)$", out, re.M)
     assert re.search(r"^default_proc_name\s+= 'webapp:app'", out, re.M)
+
+
+@pytest.mark.parametrize(
+    ("env", "timeout", "source"),
+    [
+        # a Gunicorn deployment's variable is read as it is
+        ({"GUNICORN_CMD_ARGS": "--timeout 17"}, 17, "env GUNICORN_CMD_ARGS"),
+        # ours, when set, is the only one read: options are not mixed from both
+        (
+            {"GUNICORN_CMD_ARGS": "--timeout 17", "FORKHORN_CMD_ARGS": "--timeout 23"},
+            23,
+            "env FORKHORN_CMD_ARGS",
+        ),
+        ({"GUNICORN_CMD_ARGS": "--timeout 17", "FORKHORN_CMD_ARGS": ""}, 30, "default"),
+    ],
+)
+def test_gunicorn_cmd_args_is_read_when_forkhorn_cmd_args_is_not_set(
+    project: Path, env: dict[str, str], timeout: int, source: str
+) -> None:
+    result = forkhorn("--print-config", "webapp:app", cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^timeout\s+= {timeout}  \({source}\)$", result.stdout, re.M)
+
+
+def test_a_bad_gunicorn_cmd_args_is_named_in_the_error(project: Path) -> None:
+    result = forkhorn("webapp:app", cwd=project, env={"GUNICORN_CMD_ARGS": "--timeout soon"})
+    assert_one_line_error(result, 2, "invalid value for timeout (from env GUNICORN_CMD_ARGS)")
+    unbalanced = forkhorn("webapp:app", cwd=project, env={"GUNICORN_CMD_ARGS": "--name 'x"})
+    assert_one_line_error(unbalanced, 2, "GUNICORN_CMD_ARGS: No closing quotation")
 
 
 def test_check_config_loads_the_app(project: Path) -> None:

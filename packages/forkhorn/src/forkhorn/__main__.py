@@ -1,6 +1,7 @@
 """``forkhorn`` / ``python -m forkhorn``: the bootstrap, in the order monkey-patching needs.
 
 1. Cheap pre-parse (stdlib and the settings table only): argv and ``FORKHORN_CMD_ARGS``
+   (``GUNICORN_CMD_ARGS`` when that is not set)
    with the generated parser, plus the config file's *literal* ``worker_class``,
    ``preload_app`` and ``threads`` read with ``ast`` without running the file.
 2. Build the plugin manager, collect the worker registry, resolve the worker class
@@ -28,14 +29,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from forkhorn.application import AppImportError, WSGIApplication, apply_paths
 from forkhorn.cli import (
-    CMD_ARGS_ENV,
     PROG,
     UsageError,
     build_parser,
+    cmd_args_variable,
     parse_command_line,
     split_cmd_args,
 )
-from forkhorn.config.config import CMD_ARGS_ENV as CMD_ARGS_SOURCE
 from forkhorn.config.config import COMMAND_LINE, DEFAULT, Config, ConfigError
 from forkhorn.config.hooks import register_hooks
 from forkhorn.config.loader import (
@@ -74,8 +74,10 @@ class _Invocation:
         self.environ = dict(environ)
         parser = build_parser(describe_workers=self._describe_workers)
         self.argv = parse_command_line(parser, argv)
-        env_args = split_cmd_args(self.environ.get(CMD_ARGS_ENV, ""))
-        self.env_args = parse_command_line(parser, env_args, origin=f"{CMD_ARGS_ENV}: ")
+        #: FORKHORN_CMD_ARGS, or GUNICORN_CMD_ARGS when only that one is set
+        self.env_variable = cmd_args_variable(self.environ)
+        env_args = split_cmd_args(self.environ.get(self.env_variable, ""), self.env_variable)
+        self.env_args = parse_command_line(parser, env_args, origin=f"{self.env_variable}: ")
         self.switches = PluginSwitches.from_sources(
             self.environ, [*self.env_args.plugins, *self.argv.plugins]
         )
@@ -102,13 +104,14 @@ class _Invocation:
         return self.argv.app_uri or self.env_args.app_uri
 
     def overrides(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(CMD_ARGS_SOURCE, self.env_args.values), (COMMAND_LINE, self.argv.values)]
+        env_source = f"env {self.env_variable}"
+        return [(env_source, self.env_args.values), (COMMAND_LINE, self.argv.values)]
 
     def early_config(self, location: str | None) -> Config:
         """The settings step 2 needs, from literals in the config file and the command line.
 
-        Every command-line and FORKHORN_CMD_ARGS value is validated here too, so that a bad
-        value is reported (exit 2) before any plugin is imported.
+        Every value from the command line and the environment's options is validated here
+        too, so that a bad value is reported (exit 2) before any plugin is imported.
         """
         cfg = Config()
         for name, value in scan_literals(location, EARLY_SETTINGS).items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from forkhorn import __version__
@@ -28,6 +28,9 @@ PROG = "forkhorn"
 USAGE = "%(prog)s [OPTIONS] [APP_MODULE]"
 VERSION = f"{PROG} (version {__version__})"
 CMD_ARGS_ENV = "FORKHORN_CMD_ARGS"
+#: read instead when ``FORKHORN_CMD_ARGS`` is not set, so a Gunicorn deployment's
+#: environment (Docker images, buildpacks) keeps working unchanged
+GUNICORN_CMD_ARGS_ENV = "GUNICORN_CMD_ARGS"
 
 #: given the partly parsed namespace, the text listing the worker names for -k's help
 WorkerDescriber = Callable[[argparse.Namespace], str]
@@ -118,7 +121,8 @@ def build_parser(describe_workers: WorkerDescriber | None = None) -> ForkhornArg
         usage=USAGE,
         add_help=False,
         description="A pre-fork WSGI HTTP server: Gunicorn-compatible, strict, fast.",
-        epilog=f"Options may also be given in ${CMD_ARGS_ENV}; a config file "
+        epilog=f"Options may also be given in ${CMD_ARGS_ENV} (else ${GUNICORN_CMD_ARGS_ENV}); "
+        "a config file "
         "(-c, else ./forkhorn.conf.py or ./gunicorn.conf.py) sets any setting.",
     )
     general = parser.add_argument_group("General")
@@ -189,7 +193,7 @@ def _help_text(summary: str, default: Any) -> str:
 def parse_command_line(
     parser: ForkhornArgumentParser, args: Sequence[str], origin: str = ""
 ) -> CommandLine:
-    """Parse one source of arguments (argv or FORKHORN_CMD_ARGS); argparse exits 2 on errors."""
+    """Parse one source of arguments (argv or the environment's); argparse exits 2 on errors."""
     parser.origin = origin
     try:
         namespace = parser.parse_args(list(args))
@@ -204,8 +208,17 @@ def parse_command_line(
     )
 
 
-def split_cmd_args(text: str) -> list[str]:
+def cmd_args_variable(environ: Mapping[str, str]) -> str:
+    """The variable whose options this run reads: ``FORKHORN_CMD_ARGS`` when it is set
+    (even empty), else ``GUNICORN_CMD_ARGS`` when that one is. Never both: options meant
+    for one server are not mixed with the other's."""
+    if CMD_ARGS_ENV not in environ and GUNICORN_CMD_ARGS_ENV in environ:
+        return GUNICORN_CMD_ARGS_ENV
+    return CMD_ARGS_ENV
+
+
+def split_cmd_args(text: str, variable: str = CMD_ARGS_ENV) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as exc:
-        raise UsageError(f"{CMD_ARGS_ENV}: {exc}") from None
+        raise UsageError(f"{variable}: {exc}") from None

@@ -19,7 +19,6 @@ from forkhorn.config.settings import BY_NAME
 #: source names shown by --print-config (a config file's source also names the file)
 DEFAULT = "default"
 COMMAND_LINE = "command line"
-CMD_ARGS_ENV = "env FORKHORN_CMD_ARGS"
 
 
 class ConfigError(Exception):

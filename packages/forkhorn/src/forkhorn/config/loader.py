@@ -1,5 +1,8 @@
 """Loading a run's configuration: defaults < config file < ``FORKHORN_CMD_ARGS`` < argv.
 
+``GUNICORN_CMD_ARGS`` takes the place of ``FORKHORN_CMD_ARGS`` when only it is set
+(``forkhorn.cli.cmd_args_variable``).
+
 Gunicorn's environment variables (``WEB_CONCURRENCY``, ``PORT``, ``FORWARDED_ALLOW_IPS``,
 ``SENDFILE``) replace the defaults, so they rank lowest but above the built-in default.
 

@@ -36,6 +36,7 @@ def server_env(*paths: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("FORKHORN_DISABLE_PLUGIN_AUTOLOAD", None)
     env.pop("FORKHORN_CMD_ARGS", None)
+    env.pop("GUNICORN_CMD_ARGS", None)
     env.pop("PYTEST_CURRENT_TEST", None)  # eventlet hides its RLock check under pytest
     env["PYTHONPATH"] = os.pathsep.join(p for p in (*paths, env.get("PYTHONPATH", "")) if p)
     env.update(extra)

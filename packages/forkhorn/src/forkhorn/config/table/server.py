@@ -20,7 +20,7 @@ ROWS: list[Setting] = [
 
 When not given, ``./forkhorn.conf.py`` is read if it exists, else ``./gunicorn.conf.py``
 if that exists (so a Gunicorn project switches by changing one word). Only meaningful on
-the command line or in ``FORKHORN_CMD_ARGS``.""",
+the command line or in ``FORKHORN_CMD_ARGS`` (``GUNICORN_CMD_ARGS``).""",
         flags=("-c", "--config"), meta="CONFIG",
     ),
     Setting(
