@@ -16,11 +16,13 @@ two fast paths: ``send``/``sendall`` straight to the socket, and after a send a 
 readability before ``recv`` (no failing ``recv`` per keep-alive request).
 
 Websockets: an app built on ``eventlet.websocket.WebSocketWSGI`` (Flask-SocketIO style)
-finds the connection's socket in ``environ["gunicorn.socket"]`` for upgrade requests,
-calls ``environ["eventlet.set_idle"]`` after the handshake (the connection leaves the
-timeout clocks), talks on the socket directly, and marks the request handled in
-``eventlet.wsgi.WSGI_LOCAL``; the worker then ends the connection without writing a
-response of its own.
+finds the connection's socket in ``environ["gunicorn.socket"]`` (every worker puts it
+there), calls ``environ["eventlet.set_idle"]`` after the handshake (the connection leaves
+the timeout clocks, as any websocket upgrade request already has), talks on the socket
+directly, and marks the request handled in ``eventlet.wsgi.WSGI_LOCAL``; the worker then
+ends the connection without writing a response of its own. Flask-Sock and
+simple-websocket need nothing of this module: they end with ``StopIteration``, which the
+handler takes as Gunicorn does.
 """
 
 from __future__ import annotations
@@ -190,17 +192,15 @@ def _make_socket_class() -> type:
 
 def _websocket_capable(app: Callable[..., Any], worker: EventletWorker) -> Callable[..., Any]:
     """``app``, plus what ``eventlet.websocket.WebSocketWSGI`` needs from its server (only
-    for upgrade requests): the socket, ``eventlet.set_idle`` (called once the handshake is
-    done: from then on no request clock runs) and an end without a response of ours."""
+    for upgrade requests): ``eventlet.set_idle`` (called once the handshake is done) and
+    an end without a response of ours."""
     from eventlet import wsgi as eventlet_wsgi
-    from greenlet import getcurrent
 
     local = eventlet_wsgi.WSGI_LOCAL
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if "HTTP_UPGRADE" not in environ or environ["HTTP_UPGRADE"].lower() != "websocket":
             return app(environ, start_response)
-        environ["gunicorn.socket"] = worker.connections[getcurrent()].sock
         environ["eventlet.set_idle"] = worker.connection_taken_over
         local.already_handled = False
         result = app(environ, start_response)

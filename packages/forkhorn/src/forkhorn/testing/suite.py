@@ -5,7 +5,8 @@ Written once against the ``worker_name`` fixture and the ``start_server`` fixtur
 ``from forkhorn.testing.suite import *  # noqa: F403``.
 
 - The worker over real sockets: concurrency, keep-alive and pipelining, limits, timeouts,
-  graceful and quick stops, ``wsgi.file_wrapper``, TLS, PEP 3333 (``wsgiref.validate``).
+  graceful and quick stops, ``wsgi.file_wrapper``, TLS, PEP 3333 (``wsgiref.validate``),
+  a Flask-Sock websocket (``gunicorn.socket``; the core runs that test on sync and gthread).
   ``/modules`` reports ``gevent`` and ``eventlet``: the tests about the green library
   patched in expect the worker's name to be one of those.
 - Gunicorn's request corpus over a real socket: the worker answers what the parser decides.
@@ -385,6 +386,57 @@ def test_validator_wrapped_app_without_warnings(start_server: Any) -> None:
     conn.close()
     assert server.stop() == 0
     assert "Traceback" not in server.log and "WSGIWarning" not in server.log, server.log
+
+
+#: a Flask-Sock echo app, as its documentation writes one ("bye" ends the session)
+FLASK_SOCK_APP = """
+from flask import Flask
+from flask_sock import Sock
+
+app = Flask(__name__)
+sock = Sock(app)
+
+@app.route("/")
+def hello():
+    return "hello"
+
+@sock.route("/ws")
+def echo(ws):
+    while (message := ws.receive()) != "bye":
+        ws.send(message)
+"""
+
+
+def test_a_flask_sock_websocket_is_served(
+    tmp_path: Path, start_server: Any, worker_name: str
+) -> None:
+    """Flask-Sock (simple-websocket) takes the connection over through ``gunicorn.socket``
+    and, once its websocket is closed, raises ``StopIteration`` as Gunicorn lets it. A
+    websocket is not a request that hangs: it outlives ``timeout`` (not on sync, whose
+    clock ends it as Gunicorn's does: one connection per process is no websocket server)."""
+    import simple_websocket  # Flask-Sock's own dependency (the test dependencies)
+
+    (tmp_path / "flask_sock_app.py").write_text(FLASK_SOCK_APP)
+    server = start_server("-w", "1", "--timeout", "2", "--pythonpath", str(tmp_path),
+                          app="flask_sock_app:app")  # fmt: skip
+    ws = simple_websocket.Client.connect(f"ws://127.0.0.1:{server.port}/ws")
+    try:
+        ws.send("one")
+        assert ws.receive(timeout=5) == "one"
+        if worker_name != "sync":
+            time.sleep(3.0)  # past the timeout, with the app waiting for a message
+        ws.send("two")
+        assert ws.receive(timeout=5) == "two"
+        ws.send("bye")  # the view returns: Flask-Sock closes the websocket, then the app ends
+        with pytest.raises(simple_websocket.ConnectionClosed):
+            ws.receive(timeout=5)
+        assert ws.close_reason == 1000  # a clean close, nothing of ours written after it
+    finally:
+        if ws.connected:
+            ws.close()
+    assert http_get(server.port, "/") == (200, b"hello")
+    assert server.stop() == 0
+    assert "Traceback" not in server.log and "timed out" not in server.log, server.log
 
 
 # --- Gunicorn's request corpus over a socket -----------------------------------------

@@ -83,8 +83,6 @@ class CooperativeWorker(Worker):
         self.connections: dict[Any, Any] = {}
         #: green thread -> the RequestTimeout thrown into it (told apart from the app's own)
         self._expired: dict[Any, BaseException] = {}
-        #: connections the app took over (websockets): no request or idle clock applies
-        self._taken_over: set[Any] = set()
         #: connections accepted whose green thread has not started yet (not in _state)
         self._starting = 0
         self._acceptors: list[Any] = []
@@ -225,9 +223,13 @@ class CooperativeWorker(Worker):
         """Throw RequestTimeout into overdue requests, close connections idle too long."""
         request_limit = self.cfg.timeout
         idle_limit = self.cfg.keepalive if self.cfg.keepalive > 0 else request_limit
+        connections = self.connections
         for green, (since, method) in list(self._state.items()):
-            if green in self._expired or green in self._taken_over:
+            if green in self._expired:
                 continue
+            conn = connections.get(green)
+            if conn is not None and conn.long_lived:
+                continue  # a websocket: the app's to end (the graceful stop still does)
             if method is None:
                 if now - since >= idle_limit and not self._head_in_progress(green):
                     # the handler closes quietly (408 if part of a head had come)
@@ -346,7 +348,6 @@ class CooperativeWorker(Worker):
         finally:
             del self._state[green]
             self.connections.pop(green, None)
-            self._taken_over.discard(green)
             self._expired.pop(green, None)
             try:
                 client.close()
@@ -384,8 +385,12 @@ class CooperativeWorker(Worker):
 
     def connection_taken_over(self) -> None:
         """The app now speaks its own protocol on this connection (a websocket): it may
-        stay open as long as the app likes; only the graceful stop still ends it."""
-        self._taken_over.add(self._current())
+        stay open as long as the app likes; only the graceful stop still ends it. (The
+        handler marks any websocket upgrade request so; eventlet's websocket module says
+        it through ``eventlet.set_idle``.)"""
+        conn = self.connections.get(self._current())
+        if conn is not None:
+            conn.long_lived = True
 
 
 class _HandshakeFailed(Exception):

@@ -116,10 +116,13 @@ _PACE_WEIGHT = 0.125
 class ThreadConnection(Connection):
     """A connection plus what the pool and the selector need to share it safely."""
 
-    __slots__ = ("busy", "closed", "expired", "lock", "since", "thread")
+    __slots__ = ("busy", "closed", "expired", "fd", "lock", "since", "thread")
 
     def __init__(self, sock: socket.socket, client_addr: Any, server_addr: Any) -> None:
         super().__init__(sock, client_addr, server_addr)
+        #: the descriptor's number, kept: an app that took the socket over (a websocket
+        #: library) may have closed it by the time the worker does, and fileno() is -1 then
+        self.fd = sock.fileno()
         self.lock = threading.Lock()
         self.busy = False
         self.closed = False
@@ -165,11 +168,11 @@ class _EpollPoller:
             pass
 
     def add(self, conn: ThreadConnection) -> None:
-        self._epoll.register(conn.sock.fileno(), self.ONESHOT)
+        self._epoll.register(conn.fd, self.ONESHOT)
 
     def rearm(self, conn: ThreadConnection) -> None:
         """Called by a pool thread holding ``conn.lock``."""
-        self._epoll.modify(conn.sock.fileno(), self.ONESHOT)
+        self._epoll.modify(conn.fd, self.ONESHOT)
 
     def poll(self, timeout: float, most: int = -1) -> list[int]:
         """Ready connections' fds, at most ``most`` (the pool threads' wait)."""
@@ -206,7 +209,7 @@ class _SelectorPoller:
     remove_listener = remove
 
     def add(self, conn: ThreadConnection) -> None:
-        self._selector.register(conn.sock.fileno(), selectors.EVENT_READ)
+        self._selector.register(conn.fd, selectors.EVENT_READ)
 
     def rearm(self, conn: ThreadConnection) -> None:
         self._back.put(conn)
@@ -409,7 +412,7 @@ class ThreadWorker(Worker):
                 # the handshake happens in a pool thread once the client has spoken (_serve)
                 client = self._tls.wrap(client)
             conn = ThreadConnection(client, addr, server)
-            self._conns[client.fileno()] = conn
+            self._conns[conn.fd] = conn
             self._poller.add(conn)
 
     def _resume_accepting(self) -> None:
@@ -437,7 +440,14 @@ class ThreadWorker(Worker):
         timeout = self.cfg.timeout
         for conn in list(self._conns.values()):
             if conn.busy:
-                if timeout and not conn.expired and now - conn.since > timeout:
+                # a websocket (long_lived) is the app's to end: Gunicorn times out no
+                # gthread request, and this one is not a request that hangs
+                if (
+                    timeout
+                    and now - conn.since > timeout
+                    and not conn.expired
+                    and not conn.long_lived
+                ):
                     self._expire(conn)
             elif conn.head_deadline:
                 if now > conn.head_deadline:
@@ -449,7 +459,7 @@ class ThreadWorker(Worker):
         with conn.lock:
             if conn.busy or conn.closed:
                 return
-            self._poller.remove(conn.sock.fileno())
+            self._poller.remove(conn.fd)
             if head_timed_out:
                 self.handler.time_out_head(conn)  # 408, never blocks this thread
             self._close(conn)
@@ -653,7 +663,10 @@ class ThreadWorker(Worker):
     def _close(self, conn: ThreadConnection) -> None:
         """Close ``conn`` (caller holds ``conn.lock``)."""
         conn.closed = True
-        self._conns.pop(conn.sock.fileno(), None)  # before close: the fd number is reused
+        # before close, as the number is then free for reuse; and only if it is still this
+        # connection's: a socket the app closed itself may have its number reused already
+        if self._conns.get(conn.fd) is conn:
+            del self._conns[conn.fd]
         with self._count_lock:
             self._open -= 1
             self._resume_accepting()

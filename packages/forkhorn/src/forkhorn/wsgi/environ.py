@@ -18,7 +18,9 @@ Invariants:
 - REMOTE_ADDR/REMOTE_PORT are the PROXY protocol client when the connection carried one,
   the socket peer otherwise (unix peers: REMOTE_ADDR only, as Gunicorn);
 - with ``cert_reqs`` set on a TLS listener, a verified client certificate is in
-  ``SSL_CLIENT_CERT`` (PEM) and ``forkhorn.peercert`` (``getpeercert()``'s dict).
+  ``SSL_CLIENT_CERT`` (PEM) and ``forkhorn.peercert`` (``getpeercert()``'s dict);
+- ``gunicorn.socket`` is the connection's socket, as Gunicorn gives it: websocket
+  libraries (simple-websocket, hence Flask-Sock) take the connection over through it.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class EnvironBuilder:
             *req.version
         )
         environ["wsgi.input"] = wsgi_input
+        environ["gunicorn.socket"] = conn.sock
         if req.content_length is not None:
             environ["CONTENT_LENGTH"] = str(req.content_length)
 

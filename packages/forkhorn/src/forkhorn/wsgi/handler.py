@@ -20,7 +20,12 @@ Invariants:
 - a connection is reused only if the response was delimited, the request body was
   consumed (or drained within ``DRAIN_LIMIT``) and the worker is still alive;
 - ``DeadlineExceeded`` (the workers' per-request timeout) is a ``BaseException`` so app
-  code catching ``Exception`` cannot swallow it.
+  code catching ``Exception`` cannot swallow it;
+- the app may take the connection over (a websocket, through ``gunicorn.socket``): a
+  request with ``Upgrade: websocket`` marks its connection ``long_lived`` (the gthread
+  and cooperative workers then run no request clock on it) and is never reused; an app
+  that raises ``StopIteration`` instead of returning (Flask-Sock, after its websocket
+  closed) ends the connection with nothing more written, as in Gunicorn.
 
 Deadlines against slow or hostile clients (all armed only off the hot path):
 - ``header_timeout``: a head not complete after the read that brought its first bytes is
@@ -118,6 +123,9 @@ class Connection:
     _trusted: bool | None = None
     #: monotonic deadline of an incomplete head held in ``buf`` (0.0: none)
     head_deadline = 0.0
+    #: a websocket upgrade was asked for: the app may hold the connection as long as it
+    #: likes (no request clock in gthread and the cooperative workers); not reused
+    long_lived = False
 
     def __init__(self, sock: socket.socket, client_addr: Any, server_addr: Any) -> None:
         self.sock = sock
@@ -439,6 +447,8 @@ class ConnectionHandler:
         worker = self.worker
         resp = Response(self.ctx, conn.sock, req, self.keepalive and req.keep_alive
                         and worker.alive, inp)  # fmt: skip
+        if "HTTP_UPGRADE" in environ:
+            _note_upgrade(conn, resp, environ["HTTP_UPGRADE"])
         started = time.monotonic() if self.access_enabled else 0.0
         try:
             if self._pre_request is not None:
@@ -475,6 +485,12 @@ class ConnectionHandler:
             self._timed_out(conn, req, resp)
             if self.access_enabled:  # the 504 (or the cut) shows in the access log too
                 self._access(environ, resp, started)
+            return False
+        except StopIteration:
+            # Gunicorn's convention for "the app ended the connection itself": Flask-Sock
+            # raises it once its websocket is closed. Nothing more may be written.
+            self.log.debug("%s: the app ended the connection (%s %s)",
+                           describe_peer(conn.client), req.method, req.path)  # fmt: skip
             return False
         except Exception as exc:
             self._failed(conn, req, resp, inp, exc)
@@ -515,7 +531,7 @@ class ConnectionHandler:
     def _timed_out(self, conn: Connection, req: Request, resp: Response) -> None:
         self.log.error("Request timed out after %ss: %s %s from %s", self.timeout, req.method,
                        req.uri, describe_peer(conn.client))  # fmt: skip
-        if not resp.headers_sent:
+        if not resp.headers_sent and not conn.long_lived:  # (the app may speak websocket)
             resp.status = "504 Gateway Timeout"
             resp.headers_sent = True
             self._send_error(conn, 504)
@@ -526,3 +542,12 @@ class ConnectionHandler:
                             resp.sent, time.monotonic() - started)  # fmt: skip
         except Exception:
             self.log.exception("access log failed")
+
+
+def _note_upgrade(conn: Connection, resp: Response, upgrade: str) -> None:
+    """A request asking for a websocket: the app may take the connection over for as long
+    as it likes, so no request clock applies, and whatever the app answers, the connection
+    is not reused (the worker cannot tell whether the protocol switched)."""
+    if "websocket" in upgrade.lower():
+        conn.long_lived = True
+        resp.keep_alive = False

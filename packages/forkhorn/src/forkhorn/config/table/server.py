@@ -101,7 +101,8 @@ error says so.""",
     Setting(
         "timeout", WORKERS, 30, v.positive_int,
         """Seconds a worker may stay silent (or a request may run) before it is aborted and
-replaced. 0 disables.""",
+replaced. 0 disables. A websocket (a request with ``Upgrade: websocket``) is exempt in the
+gthread, gevent and eventlet workers: the app ends it.""",
         flags=("-t", "--timeout"), meta="INT",
     ),
     Setting(
