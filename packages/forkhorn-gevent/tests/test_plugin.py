@@ -3,51 +3,24 @@ interpreter, so nothing imported by other tests can hide an import)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
-from forkhorn.testing.servers import server_env
+from forkhorn.testing.plugins import probe_registration
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-PROBE = """
-import json, sys
-import forkhorn_gevent.plugin as plugin
-from forkhorn.plugins.manager import build_plugin_manager
-from forkhorn.plugins.registry import collect_workers
 
-pm = build_plugin_manager(autoload=False)
-pm.register(plugin, name="gevent")
-registry = collect_workers(pm)
-entry = registry.get("gevent")
-print(json.dumps({
-    "target": entry.target,
-    "summary": entry.summary,
-    "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("gevent", "greenlet")
-                     or m == "forkhorn_gevent.worker"),
-}))
-"""
-
-
-def run_probe() -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=server_env(str(SRC)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
+def probe() -> dict[str, Any]:
+    watched = ("gevent", "greenlet", "forkhorn_gevent.worker")
+    return probe_registration("forkhorn_gevent.plugin", "gevent", watched, SRC)
 
 
 def test_importing_the_plugin_leaves_gevent_out_of_sys_modules() -> None:
-    assert run_probe()["loaded"] == []
+    assert probe()["loaded"] == []
 
 
 def test_the_plugin_registers_a_lazy_target() -> None:
-    result = run_probe()
+    result = probe()
     assert result["target"] == "forkhorn_gevent.worker:GeventWorker"
     assert result["summary"]

@@ -25,6 +25,8 @@ Modules:
   (``children``, ``session_members``, ``end_session``).
 - :mod:`forkhorn.testing.apps`: the WSGI apps the servers serve (``app``, ``checked``,
   ``echo_app``), importable as ``forkhorn.testing.apps:app``.
+- :mod:`forkhorn.testing.plugins`: ``probe_registration``, what the plugin's entry-point
+  module registers and imports, seen from a fresh interpreter.
 - :mod:`forkhorn.testing.sockets`: ``RecvSpy``, which counts the failing ``recv`` calls
   under a worker's own cooperative socket class, and the checks built on it
   (``check_recv_waits_after_each_response``, ``check_nonblocking_recv_raises``).
