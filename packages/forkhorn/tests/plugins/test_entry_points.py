@@ -98,6 +98,8 @@ def test_installed_workers_are_listed_with_their_distributions(
         "eventlet": ["forkhorn-eventlet", "0.1.0"],
         "example": ["forkhorn-example-worker", "0.1.0"],
         "gevent": ["forkhorn-gevent", "0.1.0"],
+        "gevent_pywsgi": ["forkhorn-gevent", "0.1.0"],  # Gunicorn's names for the same
+        "gevent_wsgi": ["forkhorn-gevent", "0.1.0"],
         "gthread": ["forkhorn", "0.1.0"],
         "sync": ["forkhorn", "0.1.0"],
     }
@@ -114,7 +116,9 @@ def test_autoload_off_and_named_plugins(venv_python: Path, app_dir: Path) -> Non
     env_named = forkhorn(
         venv_python, "--list-workers", cwd=app_dir, env={**off, "FORKHORN_PLUGINS": "gevent"}
     )
-    assert set(workers_listed(env_named)) == {"gevent", "gthread", "sync"}
+    assert set(workers_listed(env_named)) == {
+        "gevent", "gevent_pywsgi", "gevent_wsgi", "gthread", "sync",
+    }  # fmt: skip
 
 
 def test_blocking_an_installed_plugin(venv_python: Path, app_dir: Path) -> None:

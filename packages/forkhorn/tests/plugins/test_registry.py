@@ -116,12 +116,22 @@ def test_unknown_name_lists_known_names_and_the_closest() -> None:
     assert "Did you mean 'gthread'?" in message
 
 
-@pytest.mark.parametrize("name", ["gevent", "eventlet"])
-def test_unknown_optional_worker_names_the_pip_line(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("gevent", "gevent"),
+        ("eventlet", "eventlet"),
+        # Gunicorn's names (and class path) for its pywsgi gevent worker
+        ("gevent_pywsgi", "gevent"),
+        ("gevent_wsgi", "gevent"),
+        ("gunicorn.workers.ggevent.GeventPyWSGIWorker", "gevent"),
+    ],
+)
+def test_unknown_optional_worker_names_the_pip_line(name: str, extra: str) -> None:
     registry = collect_workers(build_plugin_manager(autoload=False))
     with pytest.raises(UnknownWorkerError) as info:
         registry.resolve(name)
-    assert f"pip install 'forkhorn[{name}]'" in str(info.value)
+    assert f"pip install 'forkhorn[{extra}]'" in str(info.value)
 
 
 def test_failing_import_names_distribution_version_and_import(

@@ -21,13 +21,19 @@ from forkhorn import __version__
 from forkhorn.config.imports import ObjectImportError, ObjectPathError, import_object
 
 #: the distributions that ship the optional workers, for the "pip install" hint
-OPTIONAL_WORKERS = {"gevent": "forkhorn[gevent]", "eventlet": "forkhorn[eventlet]"}
+OPTIONAL_WORKERS = {
+    "gevent": "forkhorn[gevent]",
+    "gevent_pywsgi": "forkhorn[gevent]",
+    "gevent_wsgi": "forkhorn[gevent]",
+    "eventlet": "forkhorn[eventlet]",
+}
 
 #: Gunicorn's class paths for its workers, so a gunicorn.conf.py naming them keeps working
 GUNICORN_CLASS_PATHS = {
     "gunicorn.workers.sync.SyncWorker": "sync",
     "gunicorn.workers.gthread.ThreadWorker": "gthread",
     "gunicorn.workers.ggevent.GeventWorker": "gevent",
+    "gunicorn.workers.ggevent.GeventPyWSGIWorker": "gevent_pywsgi",
     "gunicorn.workers.geventlet.EventletWorker": "eventlet",
 }
 
