@@ -164,3 +164,20 @@ def test_missing_class_and_non_class_targets() -> None:
 def test_targets_must_be_module_colon_class() -> None:
     with pytest.raises(Exception, match="module:Class"):
         registry_with(bad=(("bad", "1"), {"bad": "not-a-target"}))
+
+
+def test_a_class_built_on_gunicorns_worker_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn's UvicornWorker and gevent-websocket's worker subclass Gunicorn's classes
+    (tmp_path / "third_party_worker.py").write_text(
+        "from gunicorn.workers.base import Worker\n\nclass ThirdWorker(Worker):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "gunicorn", None)  # absent, even where it is installed
+    registry = collect_workers(build_plugin_manager(autoload=False))
+    with pytest.raises(WorkerImportError) as info:
+        registry.resolve("third_party_worker.ThirdWorker")
+    message = str(info.value)
+    assert "built on Gunicorn's own worker classes" in message
+    assert "forkhorn --list-workers" in message

@@ -177,7 +177,18 @@ def import_class(target: str, *, origin: WorkerEntry | None) -> type:
             f"{where}: {target!r} is not a 'module:Class' or dotted path"
         ) from None
     except ObjectImportError as exc:
-        raise WorkerImportError(f"{where}: {exc}") from exc.__cause__
+        message = f"{where}: {exc}"
+        cause = exc.__cause__
+        if (
+            isinstance(cause, ModuleNotFoundError)
+            and (cause.name or "").split(".")[0] == "gunicorn"
+        ):
+            message += (
+                "; this class is built on Gunicorn's own worker classes (as uvicorn's or "
+                "gevent-websocket's are), which forkhorn does not provide: choose one of "
+                "forkhorn's workers (forkhorn --list-workers)"
+            )
+        raise WorkerImportError(message) from cause
     if not isinstance(obj, type):
         raise WorkerImportError(f"{where}: {target!r} is not a class")
     return obj
