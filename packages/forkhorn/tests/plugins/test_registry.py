@@ -166,18 +166,33 @@ def test_targets_must_be_module_colon_class() -> None:
         registry_with(bad=(("bad", "1"), {"bad": "not-a-target"}))
 
 
+@pytest.mark.parametrize("gunicorn_installed", [False, True])
 def test_a_class_built_on_gunicorns_worker_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gunicorn_installed: bool
 ) -> None:
     # uvicorn's UvicornWorker and gevent-websocket's worker subclass Gunicorn's classes
     (tmp_path / "third_party_worker.py").write_text(
         "from gunicorn.workers.base import Worker\n\nclass ThirdWorker(Worker):\n    pass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(sys.modules, "gunicorn", None)  # absent, even where it is installed
+    if gunicorn_installed:  # a stand-in package of that name, with the base class
+        base = tmp_path / "gunicorn" / "workers"
+        base.mkdir(parents=True)
+        (base.parent / "__init__.py").write_text("")
+        (base / "__init__.py").write_text("")
+        (base / "base.py").write_text("class Worker:\n    pass\n")
+        for name in [m for m in sys.modules if m.split(".")[0] == "gunicorn"]:
+            monkeypatch.delitem(sys.modules, name)
+    else:
+        monkeypatch.setitem(sys.modules, "gunicorn", None)  # absent, even if installed
     registry = collect_workers(build_plugin_manager(autoload=False))
-    with pytest.raises(WorkerImportError) as info:
-        registry.resolve("third_party_worker.ThirdWorker")
+    before = set(sys.modules)
+    try:
+        with pytest.raises(WorkerImportError) as info:
+            registry.resolve("third_party_worker.ThirdWorker")
+    finally:  # the stand-ins must not outlive the test
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
     message = str(info.value)
     assert "built on Gunicorn's own worker classes" in message
     assert "forkhorn --list-workers" in message

@@ -183,15 +183,21 @@ def import_class(target: str, *, origin: WorkerEntry | None) -> type:
             isinstance(cause, ModuleNotFoundError)
             and (cause.name or "").split(".")[0] == "gunicorn"
         ):
-            message += (
-                "; this class is built on Gunicorn's own worker classes (as uvicorn's or "
-                "gevent-websocket's are), which forkhorn does not provide: choose one of "
-                "forkhorn's workers (forkhorn --list-workers)"
-            )
+            message += _BUILT_ON_GUNICORN
         raise WorkerImportError(message) from cause
     if not isinstance(obj, type):
         raise WorkerImportError(f"{where}: {target!r} is not a class")
+    # With Gunicorn installed too, such a class imports, then fails deep in the arbiter.
+    if any(base.__module__.split(".")[0] == "gunicorn" for base in obj.__mro__):
+        raise WorkerImportError(f"{where}: {target!r}{_BUILT_ON_GUNICORN}")
     return obj
+
+
+_BUILT_ON_GUNICORN = (
+    "; this class is built on Gunicorn's own worker classes (as uvicorn's or "
+    "gevent-websocket's are), which forkhorn does not provide: choose one of forkhorn's "
+    "workers (forkhorn --list-workers)"
+)
 
 
 def collect_workers(pm: pluggy.PluginManager) -> WorkerRegistry:
