@@ -43,8 +43,9 @@ BENCH_PLOT = ROOT / "bench" / "results" / "latest.png"
 EXIT_CODE_MODULES = ("forkhorn.__main__", "forkhorn.workers.base")
 EXIT_CODE_MEANINGS = {
     "ENVIRONMENT_ERROR": (
-        "The environment is broken: a plugin or the chosen worker class failed to import, "
-        "two plugins claim one worker name, or the config file raised (its traceback is "
+        "The environment is broken: a plugin or the chosen worker class failed to import "
+        "or is not a forkhorn worker (a class built on Gunicorn's, say), two plugins claim "
+        "one worker name, or the config file raised (its traceback is "
         "shown). The master also exits 1 when start-up fails: a socket cannot be bound, "
         "the pidfile names a running server, `on_starting` or `when_ready` raised, "
         "`--reload` was combined with `--preload`."

@@ -492,3 +492,8 @@ def test_hup_rereads_the_config_file(project: Path) -> None:
         conf.write_text(f"bind = 'unix:{project / 's.sock'}'\nworkers = 3\n")
         proc.send_signal(signal.SIGHUP)
         assert wait_until(lambda: len(children_of(proc.pid)) == 3, 20)
+
+
+def test_a_class_that_is_not_a_forkhorn_worker_is_one_line(project: Path) -> None:
+    result = forkhorn("-k", "collections.OrderedDict", "--check-config", "webapp:app", cwd=project)
+    assert_one_line_error(result, 1, "collections.OrderedDict is not a forkhorn worker")

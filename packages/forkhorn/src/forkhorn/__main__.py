@@ -13,10 +13,11 @@
 
 Exit codes: 0 fine; 2 a usage error or a bad value anywhere (one line naming the setting
 and what is accepted), an unknown worker name, no app given; 1 the environment is broken
-(a plugin or the chosen worker fails to import, two plugins claim one worker name) or the
-config file raised (its traceback is shown, it is the user's code); 4 (``APP_LOAD_ERROR``)
-the app failed to load in the master (``--check-config``, ``--preload``), the same code the
-master exits with when workers fail to load it. The arbiter owns the codes after start-up.
+(a plugin or the chosen worker fails to import, the class is not a forkhorn worker, two
+plugins claim one worker name) or the config file raised (its traceback is shown, it is
+the user's code); 4 (``APP_LOAD_ERROR``) the app failed to load in the master
+(``--check-config``, ``--preload``), the same code the master exits with when workers fail
+to load it. The arbiter owns the codes after start-up.
 """
 
 from __future__ import annotations
@@ -122,6 +123,18 @@ class _Invocation:
         return cfg
 
 
+def _forkhorn_worker(cls: type) -> type:
+    """``cls`` if it is a forkhorn worker; else a one-line error now, not a traceback from
+    the arbiter later. No import: a subclass of ``Worker`` has imported its module."""
+    base = sys.modules.get("forkhorn.workers.base")
+    if base is None or not issubclass(cls, base.Worker):
+        raise WorkerClassError(
+            f"worker class {cls.__module__}.{cls.__qualname__} is not a forkhorn worker "
+            "(a subclass of forkhorn.workers.base.Worker; see forkhorn --list-workers)"
+        )
+    return cls
+
+
 def _absolute_location(location: str | None) -> str | None:
     """A file location made absolute (``file:`` kept); ``python:MODULE`` as it is."""
     path = config_file_path(location) if location else None
@@ -167,15 +180,17 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     if invocation.list_workers:
         print_workers(registry)
         return 0
-    worker_class = registry.resolve(early.worker_class_str)
+    worker_class = _forkhorn_worker(registry.resolve(early.worker_class_str))
     # 3. the class may monkey-patch now, before logging, ssl, locks or the app exist
     patch_master(worker_class, early.preload_app, registry)
     # 4. the full configuration
     cfg, app_uri = _load(invocation, pm, location)
     if cfg.worker_class_str != early.worker_class_str or isinstance(cfg.worker_class, type):
         # A computed worker_class (seen only now): resolve again and patch late.
-        late = registry.resolve(
-            cfg.worker_class if isinstance(cfg.worker_class, type) else cfg.worker_class_str
+        late = _forkhorn_worker(
+            registry.resolve(
+                cfg.worker_class if isinstance(cfg.worker_class, type) else cfg.worker_class_str
+            )
         )
         if late is not worker_class:
             worker_class = late
