@@ -46,7 +46,8 @@ EXIT_CODE_MEANINGS = {
         "The environment is broken: a plugin or the chosen worker class failed to import "
         "or is not a forkhorn worker (a class built on Gunicorn's, say), two plugins claim "
         "one worker name, or the config file raised (its traceback is "
-        "shown). The master also exits 1 when start-up fails: a socket cannot be bound, "
+        "shown). The master also exits 1 when start-up fails: the logs cannot be set up "
+        "(a log file that cannot be opened, a bad `logconfig`), a socket cannot be bound, "
         "the pidfile names a running server, `on_starting` or `when_ready` raised, "
         "`--reload` was combined with `--preload`."
     ),

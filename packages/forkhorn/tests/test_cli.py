@@ -497,3 +497,19 @@ def test_hup_rereads_the_config_file(project: Path) -> None:
 def test_a_class_that_is_not_a_forkhorn_worker_is_one_line(project: Path) -> None:
     result = forkhorn("-k", "collections.OrderedDict", "--check-config", "webapp:app", cwd=project)
     assert_one_line_error(result, 1, "collections.OrderedDict is not a forkhorn worker")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--log-file", "no/such/dir/error.log"], "No such file or directory"),
+        (["--access-logfile", "no/such/dir/access.log"], "No such file or directory"),
+        (["--log-config", "missing.ini"], "logconfig file 'missing.ini' not found"),
+        (["--logger-class", "no_such_module.Logger"], "logger_class 'no_such_module.Logger'"),
+    ],
+)
+def test_logs_that_cannot_be_set_up_are_one_line_and_exit_1(
+    project: Path, args: list[str], needle: str
+) -> None:
+    result = forkhorn(*args, "-b", "127.0.0.1:0", "webapp:app", cwd=project, timeout=20)
+    assert_one_line_error(result, 1, "cannot set up logging", needle)

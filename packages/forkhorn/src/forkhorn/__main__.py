@@ -14,8 +14,8 @@
 Exit codes: 0 fine; 2 a usage error or a bad value anywhere (one line naming the setting
 and what is accepted), an unknown worker name, no app given; 1 the environment is broken
 (a plugin or the chosen worker fails to import, the class is not a forkhorn worker, two
-plugins claim one worker name) or the config file raised (its traceback is shown, it is
-the user's code); 4 (``APP_LOAD_ERROR``) the app failed to load in the master
+plugins claim one worker name, the logs cannot be set up) or the config file raised (its
+traceback is shown, it is the user's code); 4 (``APP_LOAD_ERROR``) the app failed to load in the master
 (``--check-config``, ``--preload``), the same code the master exits with when workers fail
 to load it. The arbiter owns the codes after start-up.
 """
@@ -156,6 +156,8 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         return _fail(str(exc), USAGE_ERROR)
     except (WorkerClassError, PluginLoadError) as exc:
         return _fail(str(exc), ENVIRONMENT_ERROR, exc.__cause__)
+    except LoggingSetupError as exc:
+        return _fail(str(exc), ENVIRONMENT_ERROR)
     except ConfigFileError as exc:
         print(str(exc), file=sys.stderr)
         cause = exc.__cause__
@@ -234,10 +236,21 @@ def _load(
     return cfg, app_uri
 
 
+class LoggingSetupError(Exception):
+    """The logs could not be set up: a log file that cannot be opened, a ``logconfig``
+    that cannot be read or applied, a ``logger_class`` that cannot be imported."""
+
+
 def _serve(app: WSGIApplication) -> int:
     from forkhorn.arbiter import Arbiter  # type: ignore[attr-defined]
+    from forkhorn.logging import LoggerClassError, make_logger
+    from forkhorn.logging.handlers import LogConfigError
 
-    Arbiter(app).run()
+    try:
+        log = make_logger(app.cfg)
+    except (LoggerClassError, LogConfigError, OSError) as exc:
+        raise LoggingSetupError(f"cannot set up logging: {exc}") from exc
+    Arbiter(app, log=log).run()
     return 0
 
 
