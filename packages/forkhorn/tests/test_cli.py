@@ -228,6 +228,7 @@ def test_two_plugins_claiming_one_name(project: Path) -> None:
         (["--log-level", "loud"], {}, None, "debug, info, warning, error, critical"),
         (["--chdir", "/no/such/dir"], {}, None, "existing directory"),
         (["-c", "missing.conf.py"], {}, None, "does not exist"),
+        (["-c", "."], {}, None, "is a directory, not a file"),
         (["--keyfile", "key.pem"], {}, None, "a keyfile needs a certfile"),
     ],
 )

@@ -121,6 +121,8 @@ def read_config_file(location: str) -> dict[str, Any]:
     path = config_file_path(location) or location
     if not os.path.exists(path):
         raise ConfigError(f"invalid value for config: {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ConfigError(f"invalid value for config: {path!r} is a directory, not a file")
     try:
         if path.endswith((".py", ".pyc")):
             spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
