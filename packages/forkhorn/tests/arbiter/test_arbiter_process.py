@@ -103,6 +103,36 @@ def test_reload_restarts_workers_when_the_app_changes(start_server, tmp_path):
     server.wait_workers(1)
 
 
+@pytest.mark.parametrize(
+    ("broken", "shown"),
+    [
+        ("def app(environ, start_response)\n", "SyntaxError: expected ':'"),
+        ("raise RuntimeError('half-saved')\n", "RuntimeError: half-saved"),
+    ],
+)
+def test_reload_serves_the_error_then_the_fixed_app(start_server, tmp_path, broken, shown):
+    # Gunicorn's development mode: a broken module answers 500 with the error, and the
+    # worker comes back once the file is fixed. The module is not in sys.modules then:
+    # the reloader must watch it anyway.
+    app = tmp_path / "editable_app.py"
+    good = (
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '3')])\n"
+        "    return [b'{}\\n']\n"
+    )
+    app.write_text(good.format("v1"))
+    server = start_server("--reload", app="editable_app:app", env={"PYTHONPATH": str(tmp_path)})
+    assert server.get()[1] == b"v1\n"
+    time.sleep(1.1)  # mtime granularity
+    app.write_text(broken)
+    wait_for(lambda: server.get()[0] == 500, 10, "the broken module to be reported")
+    body = server.get()[1]
+    assert shown.encode() in body and b"Failed to load application 'editable_app:app'" in body
+    time.sleep(1.1)
+    app.write_text(good.format("v2"))
+    wait_for(lambda: server.get() == (200, b"v2\n"), 10, "the fixed module to be served")
+
+
 def test_reload_with_preload_is_refused(start_server):
     server = start_server("--reload", "--preload", wait=False)
     assert server.wait_exit(10) == 1

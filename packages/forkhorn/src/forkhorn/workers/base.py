@@ -183,7 +183,7 @@ class Worker:
                 raise SystemExit(APP_LOAD_ERROR) from None
             # Development (--reload): keep the worker up, answer 500 with the traceback,
             # and let the reloader restart it when the broken file is fixed.
-            self._serve_load_error()
+            self._serve_load_error(exc)
         self._call_hook("forkhorn_post_worker_init", worker=self)
         self.booted = True
         if self.slot is not None:
@@ -204,15 +204,23 @@ class Worker:
     def load_wsgi(self) -> None:
         self.wsgi = self.app.wsgi()
 
-    def _serve_load_error(self) -> None:
-        import traceback
+    def _serve_load_error(self, exc: BaseException) -> None:
+        """``--reload`` and the app did not load: answer 500 with what the log says, and
+        watch the files involved. A module that failed to import is not in
+        ``sys.modules``, so the reloader would not see it being fixed otherwise."""
+        from forkhorn.application import AppImportError
 
-        exc_type, exc, tb = sys.exc_info()
-        self.log.exception("Exception while loading the application")
-        filename = getattr(exc, "filename", None)
-        if filename and self._reloader is not None:
-            self._reloader.add_extra_file(filename)
-        text = "".join(traceback.format_exception(exc_type, exc, tb)).encode("utf-8", "replace")
+        log_load_failure(self.log, exc)
+        if self._reloader is not None:
+            for path in _files_involved(exc):
+                self._reloader.add_extra_file(path)
+        if isinstance(exc, AppImportError):
+            report = exc.report()
+        else:
+            import traceback
+
+            report = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        text = report.encode("utf-8", "replace")
 
         def failed_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
             start_response(
@@ -509,3 +517,21 @@ def _accept_queued(sock: socket.socket) -> Iterator[tuple[socket.socket, Any]]:
             return
         client.setblocking(True)
         yield client, addr
+
+
+def _files_involved(exc: BaseException | None) -> set[str]:
+    """The source files of a failed load: a ``SyntaxError``'s file, and every file in the
+    tracebacks along the chain of causes (the app module's own frames among them)."""
+    files: set[str] = set()
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        filename = getattr(exc, "filename", None)
+        if isinstance(filename, str):
+            files.add(filename)
+        tb = exc.__traceback__
+        while tb is not None:
+            files.add(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    return {path for path in files if os.path.isfile(path)}

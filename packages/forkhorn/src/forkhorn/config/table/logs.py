@@ -150,7 +150,9 @@ forkhorn's own setting.""",
     # --- Debugging -------------------------------------------------------------------
     Setting(
         "reload", DEBUG, False, v.boolean,
-        "Restart workers when the app's source files change (development).",
+        """Restart workers when the app's source files change (development). An app that
+fails to load (a syntax error mid-edit) is answered with a 500 showing the error, and
+the worker restarts once the file is fixed.""",
         flags=("--reload",), action="store_true",
     ),
     Setting(
