@@ -15,6 +15,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     if path == "/print":
         print("printed by the app", flush=True)
         print("to stderr by the app", file=sys.stderr, flush=True)
+    if path == "/wsgi-errors":
+        environ["wsgi.errors"].write("said on wsgi.errors\n")
+        environ["wsgi.errors"].flush()
     if path == "/request-id":
         body = str(environ.get("forkhorn.request_id")).encode()
     elif path == "/slow":

@@ -230,3 +230,23 @@ def test_timed_out_request_is_in_the_access_log(serve, tmp_path, worker_class):
     assert '"GET /slow HTTP/1.1" 504 ' in lines[0]
     server.kill(signal.SIGTERM)
     assert server.wait_exit(15) == 0
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_wsgi_errors_goes_to_the_error_log(serve, tmp_path, log_format):
+    # Gunicorn's wsgi.errors writes where its error log goes: Flask's default log handler
+    # writes there during a request, so the app's messages land in --error-logfile.
+    errlog = tmp_path / "errors.log"  # (error.log holds the server's stdout and stderr)
+    server = serve("--log-format", log_format, "--error-logfile", str(errlog), workers=1)
+    response = raw_request(server.port, b"GET /wsgi-errors HTTP/1.1\r\nHost: t\r\n"
+                           b"Connection: close\r\n\r\n")  # fmt: skip
+    assert response.startswith(b"HTTP/1.1 200")
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit(15) == 0
+    lines = errlog.read_text().splitlines()
+    if log_format == "json":
+        said = [json.loads(line) for line in lines if "wsgi.errors" in line]
+        assert [(r["message"], r["level"]) for r in said] == [("said on wsgi.errors", "error")]
+    else:
+        assert "said on wsgi.errors" in lines
+    assert "said on wsgi.errors" not in server.log()  # not on stderr

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from forkhorn.logging.clock import LogClock
+from forkhorn.logging.errors import ErrorsStream
 from forkhorn.logging.handlers import (
     DATE_FORMAT,
     ERROR_FORMAT,
@@ -90,6 +91,8 @@ class Logger:
         self.error_log = logging.getLogger(self.error_log_name)
         self.access_log = logging.getLogger(self.access_log_name)
         self.access_enabled = False
+        #: the requests' ``wsgi.errors``: onto the error log's streams, as in Gunicorn
+        self.wsgi_errors = ErrorsStream(self)
         self.statsd: Any = None
         #: this worker's metrics region (``bind_worker``); None in the master
         self.metrics: Any = None

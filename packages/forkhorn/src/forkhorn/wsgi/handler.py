@@ -180,6 +180,9 @@ class ConnectionHandler:
             forwarded_peers=self.forwarded_peers,
             multithread=multithread,
             file_wrapper=FileWrapper,
+            # onto the error log's streams, as Gunicorn's (a logger_class of one's own may
+            # have none: then stderr)
+            errors=getattr(self.log, "wsgi_errors", None),
         )
         self.empty_input = EmptyInput()
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
