@@ -9,15 +9,16 @@
 3. ``worker_class.patch_master(preload=...)`` if the class has it: at this point neither
    ``logging`` nor ``ssl`` has been imported (a test checks it).
 4. Full load (the config file runs, its hooks are registered), then ``--print-config`` /
-   ``--check-config``, then ``forkhorn.arbiter.Arbiter(app).run()``, which sets up logging.
+   ``--check-config``, then the logger (``make_logger``: a log that cannot be set up is
+   one line) and ``forkhorn.arbiter.Arbiter(app, log=...).run()``.
 
 Exit codes: 0 fine; 2 a usage error or a bad value anywhere (one line naming the setting
 and what is accepted), an unknown worker name, no app given; 1 the environment is broken
 (a plugin or the chosen worker fails to import, the class is not a forkhorn worker, two
 plugins claim one worker name, the logs cannot be set up) or the config file raised (its
-traceback is shown, it is the user's code); 4 (``APP_LOAD_ERROR``) the app failed to load in the master
-(``--check-config``, ``--preload``), the same code the master exits with when workers fail
-to load it. The arbiter owns the codes after start-up.
+traceback is shown, it is the user's code); 4 (``APP_LOAD_ERROR``) the app failed to load
+in the master (``--check-config``, ``--preload``), the same code the master exits with
+when workers fail to load it. The arbiter owns the codes after start-up.
 """
 
 from __future__ import annotations
