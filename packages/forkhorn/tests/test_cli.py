@@ -230,6 +230,8 @@ def test_two_plugins_claiming_one_name(project: Path) -> None:
         (["-c", "missing.conf.py"], {}, None, "does not exist"),
         (["-c", "."], {}, None, "is a directory, not a file"),
         (["--keyfile", "key.pem"], {}, None, "a keyfile needs a certfile"),
+        (["--certfile", "missing.pem"], {}, None, "certfile (from command line): 'missing.pem'"),
+        (["--certfile", "webapp.py", "--ca-certs", "no-ca.pem"], {}, None, "'no-ca.pem' is not"),
     ],
 )
 def test_bad_values_are_one_line_and_exit_2(
@@ -514,3 +516,10 @@ def test_logs_that_cannot_be_set_up_are_one_line_and_exit_1(
 ) -> None:
     result = forkhorn(*args, "-b", "127.0.0.1:0", "webapp:app", cwd=project, timeout=20)
     assert_one_line_error(result, 1, "cannot set up logging", needle)
+
+
+def test_tls_files_are_found_relative_to_chdir(project: Path) -> None:
+    (project / "site").mkdir()
+    (project / "site" / "cert.pem").write_text("(only looked for)")
+    args = ("--chdir", "site", "--pythonpath", str(project), "--certfile", "cert.pem")
+    assert forkhorn(*args, "--check-config", "webapp:app", cwd=project).returncode == 0

@@ -124,6 +124,17 @@ class _Invocation:
         return cfg
 
 
+def _check_tls_files(cfg: Config) -> None:
+    """The TLS files must exist (checked after ``chdir``, which relative paths are read
+    against): otherwise every worker would fail to boot, after the master had started."""
+    for name in ("certfile", "keyfile", "ca_certs"):
+        path = getattr(cfg, name, None)
+        if path and not os.path.isfile(path):
+            raise ConfigError(
+                f"invalid value for {name} (from {cfg.source(name)}): {path!r} is not a file"
+            )
+
+
 def _forkhorn_worker(cls: type) -> type:
     """``cls`` if it is a forkhorn worker; else a one-line error now, not a traceback from
     the arbiter later. No import: a subclass of ``Worker`` has imported its module."""
@@ -211,6 +222,7 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     if app_uri is None and not cfg.paste:
         raise UsageError("No application module specified (give APP_MODULE or set wsgi_app).")
     apply_paths(cfg)
+    _check_tls_files(cfg)
     if cfg.check_config:
         app.wsgi()
         return 0

@@ -206,21 +206,33 @@ def test_the_documented_ssl_context_hook_sets_tls13_minimum(
         server.request(get("/"), tls=old)
 
 
-def test_an_unusable_certificate_halts_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "status", "said"),
+    [
+        (None, 2, "'{path}' is not a file"),  # refused before anything starts
+        ("not a certificate\n", 3, "cannot set up TLS"),  # the workers cannot load it
+    ],
+)
+def test_an_unusable_certificate_halts_the_server(
+    tmp_path: Path, content: str | None, status: int, said: str
+) -> None:
     from proxies import Process, free_port
 
+    cert = tmp_path / "server.crt"
+    if content is not None:
+        cert.write_text(content)
     port = free_port()
     argv = [sys.executable, "-m", "forkhorn", "-b", f"127.0.0.1:{port}",
-            "--certfile", str(tmp_path / "missing.crt"), "deploy_app:app"]  # fmt: skip
+            "--certfile", str(cert), "deploy_app:app"]  # fmt: skip
     env = {"PYTHONPATH": str(Path(__file__).parent), "FORKHORN_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PATH": "/usr/bin:/bin"}  # fmt: skip
     server = Process(argv, tmp_path / "server.log", env)
     try:
-        assert server.proc.wait(30) != 0
+        assert server.proc.wait(30) == status
     finally:
         server.stop()
-    assert "cannot set up TLS" in server.log
-    assert "missing.crt" in server.log
+    assert said.format(path=cert) in server.log
+    assert "Traceback" not in server.log
 
 
 def test_tls_client_sees_the_certificate_it_was_given(launch: Any, certs: Certs) -> None:
