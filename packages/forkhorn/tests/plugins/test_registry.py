@@ -107,6 +107,13 @@ def test_gunicorn_class_paths_map_to_forkhorn_workers() -> None:
     assert registry.resolve("gunicorn.workers.ggevent.GeventWorker") is OrderedDict
 
 
+def test_gunicorns_tornado_worker_is_named_as_having_no_counterpart() -> None:
+    registry = collect_workers(build_plugin_manager(autoload=False))
+    with pytest.raises(UnknownWorkerError) as info:
+        registry.resolve("tornado")
+    assert "Gunicorn's tornado worker has no forkhorn counterpart" in str(info.value)
+
+
 def test_unknown_name_lists_known_names_and_the_closest() -> None:
     registry = collect_workers(build_plugin_manager(autoload=False))
     with pytest.raises(UnknownWorkerError) as info:

@@ -159,6 +159,11 @@ class WorkerRegistry:
         message = f"unknown worker class {name!r}; known: {', '.join(known) or '(none)'}"
         if name in OPTIONAL_WORKERS:
             return f"{message}. The {name} worker is not installed: pip install '{OPTIONAL_WORKERS[name]}'"
+        if name == "tornado":
+            return (
+                f"{message}. Gunicorn's tornado worker has no forkhorn counterpart: a WSGI app "
+                "runs on any of the workers above"
+            )
         import difflib  # only for this error message: keeps difflib out of every start-up
 
         closest = difflib.get_close_matches(name, known, n=1)
