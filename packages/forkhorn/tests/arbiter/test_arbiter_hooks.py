@@ -123,3 +123,35 @@ def test_a_raising_on_starting_stops_start_up(start_server, tmp_path):
     server = start_server("-c", str(tmp_path / "conf.py"), wait=False)
     assert server.wait_exit(10) == 1
     assert "Exception in on_starting hook" in server.log()
+
+
+GUNICORN_NAMES_CONFIG = textwrap.dedent(
+    """
+    import json, os
+
+    def _record(**fields):
+        with open(os.environ["HOOK_LOG"], "a") as f:
+            f.write(json.dumps(fields) + "\\n")
+
+    def when_ready(server):
+        _record(port=server.LISTENERS[0].getsockname()[1])
+
+    def pre_fork(server, worker):
+        _record(workers=sorted(type(w).__name__ for w in server.WORKERS.values()))
+    """
+)
+
+
+def test_hooks_find_the_arbiter_under_gunicorns_names(start_server, tmp_path):
+    # server.LISTENERS[0].getsockname() (the port of a :0 bind) and server.WORKERS, as
+    # config files written for Gunicorn use them
+    (tmp_path / "conf.py").write_text(GUNICORN_NAMES_CONFIG)
+    log = tmp_path / "hooks.jsonl"
+    server = start_server("-c", str(tmp_path / "conf.py"), workers=2, env={"HOOK_LOG": str(log)})
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit(10) == 0
+    assert read_hooks(log) == [
+        {"port": server.port},
+        {"workers": []},
+        {"workers": ["SyncWorker"]},
+    ]

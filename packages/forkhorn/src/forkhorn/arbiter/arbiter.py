@@ -106,6 +106,17 @@ class Arbiter(WorkerSet):
             self._worker_class = cls
         return self._worker_class
 
+    # Gunicorn's names, which hooks in existing config files use (``server.LISTENERS[0]``
+    # to learn the port of a ``:0`` bind, ``len(server.WORKERS)``).
+    @property
+    def LISTENERS(self) -> list[Listener]:
+        return self.listeners
+
+    @property
+    def WORKERS(self) -> dict[int, Worker]:
+        """pid -> the worker object, as Gunicorn's (hooks get the same objects)."""
+        return {pid: process.worker for pid, process in self.workers.items()}
+
     @property
     def proc_name(self) -> str:
         return str(getattr(self.cfg, "proc_name", None) or self.app.app_uri or "forkhorn")

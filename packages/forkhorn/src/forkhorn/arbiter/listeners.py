@@ -84,6 +84,12 @@ class Listener:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def __getattr__(self, name: str) -> Any:
+        # the socket's own methods (getsockname, ...), as Gunicorn's listeners offer them
+        if name == "sock":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.sock, name)
+
     def __str__(self) -> str:
         if self.is_unix:
             path = self.address
