@@ -8,6 +8,8 @@ import logging
 import re
 import socket
 import textwrap
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from forkhorn.config import Config
@@ -415,3 +417,26 @@ def test_bad_logger_class_names_the_setting(name, cause):
         load_logger_class(name)
     if cause is not None:  # chained to what went wrong, for the traceback
         assert isinstance(info.value.__cause__, cause)
+
+
+def test_wsgi_errors_writes_to_the_error_logs_files_or_else_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from forkhorn.logging.errors import ErrorsStream
+
+    opened = logging.FileHandler(tmp_path / "open.log")
+    delayed = logging.FileHandler(tmp_path / "delayed.log", delay=True)  # no stream yet
+    log = logging.getLogger("forkhorn.test.wsgi_errors")
+    owner = SimpleNamespace(cfg=SimpleNamespace(log_format="text"), error_log=log)
+    stream = ErrorsStream(owner)
+    try:
+        log.handlers = [opened, delayed]
+        stream.writelines(["one\n", "two\n"])
+        log.handlers = [delayed]
+        stream.write("three\n")
+        stream.flush()
+    finally:
+        log.handlers = []
+        opened.close()
+    assert (tmp_path / "open.log").read_text() == "one\ntwo\n"
+    assert capsys.readouterr().err == "three\n"

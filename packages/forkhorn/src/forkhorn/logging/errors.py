@@ -28,7 +28,12 @@ class ErrorsStream:
 
     def _streams(self) -> list[Any]:
         handlers = self._logger.error_log.handlers
-        streams = [h.stream for h in handlers if isinstance(h, logging.StreamHandler)]
+        streams = [
+            h.stream
+            for h in handlers
+            # (a FileHandler made with delay=True has no stream until its first record)
+            if isinstance(h, logging.StreamHandler) and h.stream is not None
+        ]
         return streams or [sys.stderr]  # (syslog only: as Gunicorn, stderr still gets it)
 
     def write(self, text: str) -> int:
