@@ -17,10 +17,11 @@ readability before ``recv`` (no failing ``recv`` per keep-alive request).
 
 Websockets: an app built on ``eventlet.websocket.WebSocketWSGI`` (Flask-SocketIO style)
 finds the connection's socket in ``environ["gunicorn.socket"]`` (every worker puts it
-there), calls ``environ["eventlet.set_idle"]`` after the handshake (the connection leaves
-the timeout clocks, as any websocket upgrade request already has), talks on the socket
-directly, and marks the request handled in ``eventlet.wsgi.WSGI_LOCAL``; the worker then
-ends the connection without writing a response of its own. Flask-Sock and
+there), talks on the socket directly, and marks the request handled in
+``eventlet.wsgi.WSGI_LOCAL``; the worker then ends the connection without writing a
+response of its own. No request clock runs on it: the handler exempts every websocket
+upgrade request (so ``eventlet.set_idle``, which eventlet's module calls only if the
+server offers it, is not offered). Flask-Sock and
 simple-websocket need nothing of this module: they end with ``StopIteration``, which the
 handler takes as Gunicorn does.
 """
@@ -73,7 +74,7 @@ class EventletWorker(CooperativeWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self.handler.app = _websocket_capable(self.handler.app, self)
+        self.handler.app = _websocket_capable(self.handler.app)
 
     def _make_semaphore(self, value: int) -> Any:
         return self._semaphore_class(value)
@@ -190,10 +191,9 @@ def _make_socket_class() -> type:
     return _EventletSocket
 
 
-def _websocket_capable(app: Callable[..., Any], worker: EventletWorker) -> Callable[..., Any]:
+def _websocket_capable(app: Callable[..., Any]) -> Callable[..., Any]:
     """``app``, plus what ``eventlet.websocket.WebSocketWSGI`` needs from its server (only
-    for upgrade requests): ``eventlet.set_idle`` (called once the handshake is done) and
-    an end without a response of ours."""
+    for upgrade requests): an end without a response of ours."""
     from eventlet import wsgi as eventlet_wsgi
 
     local = eventlet_wsgi.WSGI_LOCAL
@@ -201,7 +201,6 @@ def _websocket_capable(app: Callable[..., Any], worker: EventletWorker) -> Calla
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if "HTTP_UPGRADE" not in environ or environ["HTTP_UPGRADE"].lower() != "websocket":
             return app(environ, start_response)
-        environ["eventlet.set_idle"] = worker.connection_taken_over
         local.already_handled = False
         result = app(environ, start_response)
         if getattr(local, "already_handled", False):

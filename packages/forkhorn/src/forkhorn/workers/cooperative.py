@@ -383,15 +383,6 @@ class CooperativeWorker(Worker):
         self._state[self._current()] = (monotonic(), None)
         _worker_request_finished(self)
 
-    def connection_taken_over(self) -> None:
-        """The app now speaks its own protocol on this connection (a websocket): it may
-        stay open as long as the app likes; only the graceful stop still ends it. (The
-        handler marks any websocket upgrade request so; eventlet's websocket module says
-        it through ``eventlet.set_idle``.)"""
-        conn = self.connections.get(self._current())
-        if conn is not None:
-            conn.long_lived = True
-
 
 class _HandshakeFailed(Exception):
     """The TLS handshake failed (``TLSAcceptor`` logged it); the connection just closes."""
