@@ -54,6 +54,16 @@ class AppImportError(Exception):
         return f"{self.details.rstrip()}\n{self.message}" if self.details else self.message
 
 
+def load_failure_report(exc: BaseException) -> str:
+    """What the user is shown when the app did not load: ``AppImportError.report()``, or
+    the whole traceback of anything else (then forkhorn's own failure)."""
+    if isinstance(exc, AppImportError):
+        return exc.report()
+    import traceback  # an error path only
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
 def log_load_failure(log: Any, exc: BaseException) -> None:
     """Log why the app did not load (worker, or master with ``preload_app``). A missing
     module or attribute is one line; when the app's own code raised, its traceback comes

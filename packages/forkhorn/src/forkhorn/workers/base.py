@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from forkhorn.application import log_load_failure
+from forkhorn.application import load_failure_report, log_load_failure
 from forkhorn.workers.heartbeat import DRAIN, READY, WANTS_RETIREMENT, WorkerSlot
 from forkhorn.workers.memory import MemoryLimit, format_size
 
@@ -208,19 +208,11 @@ class Worker:
         """``--reload`` and the app did not load: answer 500 with what the log says, and
         watch the files involved. A module that failed to import is not in
         ``sys.modules``, so the reloader would not see it being fixed otherwise."""
-        from forkhorn.application import AppImportError
-
         log_load_failure(self.log, exc)
         if self._reloader is not None:
             for path in _files_involved(exc):
                 self._reloader.add_extra_file(path)
-        if isinstance(exc, AppImportError):
-            report = exc.report()
-        else:
-            import traceback
-
-            report = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        text = report.encode("utf-8", "replace")
+        text = load_failure_report(exc).encode("utf-8", "replace")
 
         def failed_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
             start_response(
