@@ -6,6 +6,7 @@ import json
 import signal
 import textwrap
 
+import pytest
 from conftest import wait_for
 
 CONFIG = textwrap.dedent(
@@ -155,3 +156,45 @@ def test_hooks_find_the_arbiter_under_gunicorns_names(start_server, tmp_path):
         {"workers": []},
         {"workers": ["SyncWorker"]},
     ]
+
+
+SLOW_WARM_UP_CONFIG = textwrap.dedent(
+    """
+    import json, os, threading, time
+
+    def post_worker_init(worker):
+        # Gunicorn users' recipe for start-up work longer than the timeout: a thread
+        # keeps the worker's heartbeat fresh through worker.tmp meanwhile
+        done = threading.Event()
+
+        def keep_alive():
+            while not done.wait(0.1):
+                if os.environ["KEEP_ALIVE"] == "1":
+                    worker.tmp.notify()
+
+        threading.Thread(target=keep_alive, daemon=True).start()
+        time.sleep(2.5)
+        done.set()
+        worker.tmp.notify()
+        with open(os.environ["HOOK_LOG"], "a") as f:
+            f.write(json.dumps({"pid": os.getpid(), "age": time.time() - worker.tmp.last_update()}) + "\\n")
+    """
+)
+
+
+@pytest.mark.parametrize("keep_alive", [True, False], ids=["notify", "no-notify"])
+def test_worker_tmp_notify_keeps_a_slow_starting_worker_alive(start_server, tmp_path, keep_alive):
+    (tmp_path / "conf.py").write_text(SLOW_WARM_UP_CONFIG)
+    log = tmp_path / "hooks.jsonl"
+    env = {"HOOK_LOG": str(log), "KEEP_ALIVE": "1" if keep_alive else "0"}
+    server = start_server("-c", str(tmp_path / "conf.py"), "--timeout", "1", wait=False, env=env)
+    if keep_alive:
+        server.wait_serving(timeout=15)
+        (record,) = read_hooks(log)
+        assert record["pid"] == server.workers()[0]  # the first worker, never replaced
+        assert 0 <= record["age"] < 0.5  # last_update(): the beat just made, wall clock
+        assert "WORKER TIMEOUT" not in server.log()
+    else:
+        # the control: the same start-up without the beats is timed out, as in Gunicorn
+        wait_for(lambda: "WORKER TIMEOUT" in server.log(), 10, "the worker to be timed out")
+        assert read_hooks(log) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -87,6 +88,7 @@ def test_contract_attributes():
         "nr",
         "max_requests",
         "wsgi",
+        "tmp",
     ):
         assert hasattr(worker, name), name
     assert worker.alive and not worker.booted and worker.nr == 0
@@ -115,6 +117,23 @@ def test_heartbeat_and_request_tracking_write_the_slot():
     worker.count_request()
     assert not worker.slot.read().in_flight
     assert [v.index for v in board.views()] == [worker.slot.index]
+
+
+def test_worker_tmp_beats_the_slot_as_gunicorns_heartbeat_file():
+    board = HeartbeatBoard(capacity=1)
+    worker = make_worker()
+    worker.slot = board.allocate()
+    before = worker.slot.last_beat()
+    time.sleep(0.01)
+    beater = threading.Thread(target=worker.tmp.notify)  # hooks beat from their threads
+    beater.start()
+    beater.join()
+    assert worker.slot.last_beat() > before
+    assert abs(worker.tmp.last_update() - time.time()) < 0.5  # wall clock, as st_ctime
+    with pytest.raises(io.UnsupportedOperation, match="shared memory"):
+        worker.tmp.fileno()
+    worker.tmp.close()
+    make_worker().tmp.notify()  # no master, no slot: nothing to beat, no error
 
 
 def test_the_request_label_follows_every_change_of_request():

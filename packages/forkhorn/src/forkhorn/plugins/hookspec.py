@@ -78,7 +78,9 @@ def forkhorn_post_fork(server: Any, worker: Any) -> None:
 @hookspec
 def forkhorn_post_worker_init(worker: Any) -> None:
     """Worker, once per worker, after it initialised and loaded the app,
-    before it serves its first request. Return value ignored.
+    before it serves its first request. Return value ignored. The ``timeout`` counts
+    meanwhile: work that takes longer calls ``worker.tmp.notify()`` now and then (from a
+    thread, say), as with Gunicorn.
     """
 
 

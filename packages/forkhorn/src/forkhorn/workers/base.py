@@ -55,7 +55,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from forkhorn.application import load_failure_report, log_load_failure
-from forkhorn.workers.heartbeat import DRAIN, READY, WANTS_RETIREMENT, WorkerSlot
+from forkhorn.workers.heartbeat import DRAIN, READY, WANTS_RETIREMENT, HeartbeatFile, WorkerSlot
 from forkhorn.workers.memory import MemoryLimit, format_size
 
 #: the master's signals, blocked across fork until the worker's own handlers are installed
@@ -232,6 +232,11 @@ class Worker:
         flush_logs = self._flush_logs
         if flush_logs is not None:
             flush_logs()  # buffered access lines / StatsD batch older than a second
+
+    @property
+    def tmp(self) -> HeartbeatFile:
+        """Gunicorn's heartbeat file object: ``worker.tmp.notify()`` beats, from any thread."""
+        return HeartbeatFile(self.slot)
 
     def request_started(self, method: str, path: str) -> None:
         slot = self.slot

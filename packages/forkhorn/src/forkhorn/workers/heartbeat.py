@@ -32,6 +32,7 @@ diagnosis. The metrics exporter keeps its own counters (``forkhorn.instrument.bo
 
 from __future__ import annotations
 
+import io
 import mmap
 import struct
 import time
@@ -163,6 +164,40 @@ class WorkerSlot:
             state,
             label[:label_len].decode("latin-1"),
         )
+
+
+class HeartbeatFile:
+    """Gunicorn's ``worker.tmp``, for hooks and apps written for Gunicorn.
+
+    Gunicorn's workers show they are alive by touching a temporary file, and code that
+    runs long in a worker (a cache warmed in ``post_worker_init``, say) calls
+    ``worker.tmp.notify()`` from a thread so that the master does not time the worker out.
+    Here the beat is the worker's slot: ``notify()`` is one store into it, safe from any
+    thread, and ``last_update()`` is the beat as wall-clock seconds, as Gunicorn gives the
+    file's change time. There is no file behind it; ``fileno()`` says so.
+    """
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: WorkerSlot | None) -> None:
+        self._slot = slot  # None: a worker run without an arbiter (no one is watching)
+
+    def notify(self) -> None:
+        if self._slot is not None:
+            self._slot.beat()
+
+    def last_update(self) -> float:
+        if self._slot is None:
+            return time.time()
+        return time.time() - (time.monotonic() - self._slot.last_beat())
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation(
+            "forkhorn's worker heartbeat is in shared memory, not in a file"
+        )
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class HeartbeatBoard:
