@@ -158,6 +158,40 @@ def test_hooks_find_the_arbiter_under_gunicorns_names(start_server, tmp_path):
     ]
 
 
+MEMORY_WATCH_CONFIG = textwrap.dedent(
+    """
+    import json, os, signal, threading, time
+
+    def when_ready(server):
+        # the shape of Gunicorn users' memory watchdog: a thread of the master's retires
+        # a worker through server.kill_worker
+        def watch():
+            while not server.WORKERS:
+                time.sleep(0.05)
+            (pid,) = list(server.WORKERS)
+            with open(os.environ["HOOK_LOG"], "a") as f:
+                f.write(json.dumps({"killed": pid, "timeout": server.timeout}) + "\\n")
+            server.kill_worker(pid, signal.SIGTERM)
+            server.kill_worker(pid, signal.SIGTERM)  # again, once it is gone: no error
+
+        threading.Thread(target=watch, daemon=True).start()
+    """
+)
+
+
+def test_a_hook_thread_retires_a_worker_with_kill_worker(start_server, tmp_path):
+    (tmp_path / "conf.py").write_text(MEMORY_WATCH_CONFIG)
+    log = tmp_path / "hooks.jsonl"
+    env = {"HOOK_LOG": str(log)}
+    server = start_server("-c", str(tmp_path / "conf.py"), "--timeout", "7", wait=False, env=env)
+    (record,) = wait_for(lambda: read_hooks(log) or None, 10, "the watchdog thread")
+    assert record["timeout"] == 7
+    wait_for(lambda: server.workers() and record["killed"] not in server.workers(), 10,
+             "the worker to be replaced")  # fmt: skip
+    server.wait_serving()
+    assert "Traceback" not in server.log()
+
+
 SLOW_WARM_UP_CONFIG = textwrap.dedent(
     """
     import json, os, threading, time

@@ -107,7 +107,8 @@ class Arbiter(WorkerSet):
         return self._worker_class
 
     # Gunicorn's names, which hooks in existing config files use (``server.LISTENERS[0]``
-    # to learn the port of a ``:0`` bind, ``len(server.WORKERS)``).
+    # to learn the port of a ``:0`` bind, ``len(server.WORKERS)``; ``kill_worker`` and
+    # ``timeout`` too).
     @property
     def LISTENERS(self) -> list[Listener]:
         return self.listeners
@@ -120,6 +121,11 @@ class Arbiter(WorkerSet):
     @property
     def proc_name(self) -> str:
         return str(getattr(self.cfg, "proc_name", None) or self.app.app_uri or "forkhorn")
+
+    @property
+    def timeout(self) -> float:
+        """The ``timeout`` setting, as Gunicorn's arbiter has it."""
+        return float(self.cfg.timeout)
 
     def run(self) -> int:
         status = self._run()
@@ -410,7 +416,7 @@ class Arbiter(WorkerSet):
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         for record in list(self.workers.values()):
             record.terminating = True
-            self._kill(record.pid, sig)
+            self.kill_worker(record.pid, sig)
         for listener in self.listeners:
             listener.close(unlink=self._sole_owner())
         deadline = time.monotonic() + (self.cfg.graceful_timeout if graceful else 1.0)

@@ -207,13 +207,15 @@ class WorkerSet:
         """Ask a worker to stop gracefully; SIGKILL if still there after graceful_timeout."""
         record.terminating = True
         record.kill_at = time.monotonic() + self.cfg.graceful_timeout
-        self._kill(record.pid, sig)
+        self.kill_worker(record.pid, sig)
 
     def kill_workers(self, sig: int) -> None:
         for pid in list(self.workers):
-            self._kill(pid, sig)
+            self.kill_worker(pid, sig)
 
-    def _kill(self, pid: int, sig: int) -> None:
+    def kill_worker(self, pid: int, sig: int) -> None:
+        """Send ``sig`` to the worker ``pid``, Gunicorn's name (hooks call it, from threads
+        of their own too). A worker already gone is reaped, hooks and all, by the loop."""
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -264,7 +266,7 @@ class WorkerSet:
             if record.kill_at is not None and now >= record.kill_at:
                 record.kill_at = None
                 self.log.warning("Killing worker (pid:%s) with SIGKILL", record.pid)
-                self._kill(record.pid, signal.SIGKILL)
+                self.kill_worker(record.pid, signal.SIGKILL)
             if not self.cfg.timeout or record.aborted_at is not None:
                 continue
             view = record.slot.read()
@@ -281,7 +283,7 @@ class WorkerSet:
                 )
             else:
                 self.log.critical("WORKER TIMEOUT (pid:%s); thread stacks follow", record.pid)
-            self._kill(record.pid, signal.SIGABRT)
+            self.kill_worker(record.pid, signal.SIGABRT)
             record.kill_at = now + ABORT_GRACE
 
 
