@@ -144,10 +144,13 @@ def test_wsgi_loads_once_and_reload_forgets(app_dir: Path) -> None:
         "fhapp_pkg.web:app",
         reloader=lambda: (fresh, "fhapp_pkg.web"),
     )
+    assert app.callable is None
     first = app.wsgi()
     assert app.wsgi() is first
+    assert app.callable is first  # Gunicorn's name for it: hooks read worker.app.callable
     app.reload()
     assert app.cfg is fresh and app.app_uri == "fhapp_pkg.web"
+    assert app.callable is None
     assert call(app.wsgi()) == b"default"
 
 

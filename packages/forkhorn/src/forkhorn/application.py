@@ -187,7 +187,8 @@ class WSGIApplication:
         self.worker_class = worker_class
         self.registry = registry
         self._reloader = reloader
-        self._wsgi: WSGICallable | None = None
+        #: the WSGI callable once loaded (Gunicorn's name: hooks read ``worker.app.callable``)
+        self.callable: WSGICallable | None = None
         #: the working directory before ``apply_paths`` applies ``chdir``: a USR2 re-exec
         #: starts the new master from here, so relative paths on the original command line
         #: (``-c conf.py``, ``--chdir app``) mean the same thing again
@@ -195,9 +196,9 @@ class WSGIApplication:
 
     def wsgi(self) -> WSGICallable:
         """The WSGI callable, imported on first use (in the master when preloading)."""
-        if self._wsgi is None:
-            self._wsgi = self.load()
-        return self._wsgi
+        if self.callable is None:
+            self.callable = self.load()
+        return self.callable
 
     def load(self) -> WSGICallable:
         if self.cfg.paste:
@@ -230,7 +231,7 @@ class WSGIApplication:
             self.cfg, self.app_uri = cfg, app_uri
             if self.registry is not None:
                 self.resolve_worker_class()
-        self._wsgi = None
+        self.callable = None
 
 
 def _getcwd() -> str | None:

@@ -89,6 +89,7 @@ def test_contract_attributes():
         "max_requests",
         "wsgi",
         "tmp",
+        "reloader",
     ):
         assert hasattr(worker, name), name
     assert worker.alive and not worker.booted and worker.nr == 0

@@ -131,7 +131,8 @@ class Worker:
         self._retirement_requested = False
         #: open connections right after the last accept (``should_step_aside``)
         self._open_after_accept = 0
-        self._reloader: Any = None
+        #: the ``--reload`` watcher thread, or None (Gunicorn's name; ``add_extra_file(path)``)
+        self.reloader: Any = None
         #: ``max_worker_memory``: the RSS check after requests (None: no limit)
         self._memory = MemoryLimit.from_config(cfg, log)
         #: ``reuse_port``: this worker's own listening sockets (also in ``self.sockets``)
@@ -172,7 +173,7 @@ class Worker:
         if getattr(self.cfg, "reload", False):
             from forkhorn.arbiter.reloader import start_reloader
 
-            self._reloader = start_reloader(self.cfg, self.log, self._on_code_change)
+            self.reloader = start_reloader(self.cfg, self.log, self._on_code_change)
         try:
             self.load_wsgi()
         except SystemExit:
@@ -209,9 +210,9 @@ class Worker:
         watch the files involved. A module that failed to import is not in
         ``sys.modules``, so the reloader would not see it being fixed otherwise."""
         log_load_failure(self.log, exc)
-        if self._reloader is not None:
+        if self.reloader is not None:
             for path in _files_involved(exc):
-                self._reloader.add_extra_file(path)
+                self.reloader.add_extra_file(path)
         text = load_failure_report(exc).encode("utf-8", "replace")
 
         def failed_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
