@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import textwrap
 
 import pytest
@@ -190,6 +191,61 @@ def test_a_hook_thread_retires_a_worker_with_kill_worker(start_server, tmp_path)
              "the worker to be replaced")  # fmt: skip
     server.wait_serving()
     assert "Traceback" not in server.log()
+
+
+REQUEST_HOOKS_CONFIG = textwrap.dedent(
+    """
+    import json, os
+
+    def _record(**fields):
+        with open(os.environ["HOOK_LOG"], "a") as f:
+            f.write(json.dumps(fields) + "\\n")
+
+    # what request hooks written for Gunicorn read of its request and response objects
+    def pre_request(worker, req):
+        _record(hook="pre", method=req.method, path=req.path, query=req.query,
+                uri=req.uri, version=list(req.version), headers=req.headers,
+                remote_addr=req.remote_addr[0], peer_addr=req.peer_addr[0],
+                scheme=req.scheme, body=req.body.read(4).decode(), close=req.should_close())
+
+    def post_request(worker, req, environ, resp):
+        _record(hook="post", status=resp.status, status_code=resp.status_code,
+                length=resp.response_length, sent=resp.sent, close=resp.should_close(),
+                headers=resp.headers)
+    """
+)
+
+
+def test_request_hooks_see_gunicorns_request_and_response_fields(start_server, tmp_path):
+    (tmp_path / "conf.py").write_text(REQUEST_HOOKS_CONFIG)
+    log = tmp_path / "hooks.jsonl"
+    server = start_server("-c", str(tmp_path / "conf.py"), "-k", "gthread",
+                          env={"HOOK_LOG": str(log)})  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /p?x=1 HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: https\r\n"
+                     b"Content-Length: 4\r\n\r\nabcd")  # fmt: skip
+        response = b""
+        while not response.endswith(b"\n") or b"\r\n\r\n" not in response:
+            response += sock.recv(65536)
+    assert response.startswith(b"HTTP/1.1 200 ")
+    body = response.partition(b"\r\n\r\n")[2]
+    # start_server's GET with Connection: close came first
+    records = wait_for(lambda: r if len(r := read_hooks(log)) == 4 else None, 5, "hooks")
+    first_pre, first_post, pre, post = records
+    assert (first_pre["method"], first_pre["close"], first_post["close"]) == ("GET", True, True)
+    assert pre == {
+        "hook": "pre", "method": "POST", "path": "/p", "query": "x=1", "uri": "/p?x=1",
+        "version": [1, 1],
+        "headers": [["HOST", "t"], ["X-FORWARDED-PROTO", "https"], ["CONTENT-LENGTH", "4"]],
+        "remote_addr": "127.0.0.1", "peer_addr": "127.0.0.1",
+        "scheme": "https",  # X-Forwarded-Proto from a forwarded_allow_ips peer, as Gunicorn
+        "body": "abcd", "close": False,
+    }  # fmt: skip
+    assert post == {
+        "hook": "post", "status": "200 OK", "status_code": 200, "length": len(body),
+        "sent": len(body), "close": False,
+        "headers": [["Content-Type", "text/plain"], ["Content-Length", str(len(body))]],
+    }  # fmt: skip
 
 
 SLOW_WARM_UP_CONFIG = textwrap.dedent(

@@ -36,6 +36,11 @@ class Request:
     trailers: list[tuple[str, str]] | None = None
     #: (client_host, client_port, proxy_host, proxy_port) from a PROXY header, or None
     proxy: tuple[str, int, str, int] | None = None
+    #: set only for request hooks, as Gunicorn's request has them (the WSGI layer's
+    #: ``_add_gunicorn_fields``): the socket peer's address and the body stream
+    peer_addr: Any = None
+    remote_addr: Any = None
+    body: Any = None
 
     def __init__(
         self,
@@ -60,6 +65,10 @@ class Request:
                 if name not in _OPTIONAL:
                     raise TypeError(f"Request() got an unexpected keyword argument {name!r}")
                 setattr(self, name, value)
+
+    def should_close(self) -> bool:
+        """Gunicorn's name: the client asked to close the connection after this request."""
+        return not self.keep_alive
 
     def get_header(self, name: str) -> str | None:
         """First value of header ``name`` (upper-case), or None."""

@@ -109,7 +109,9 @@ def forkhorn_pre_exec(server: Any) -> None:
 def forkhorn_pre_request(worker: Any, req: Any) -> None:
     """Worker, before each request is handed to the app (every request).
 
-    ``req`` is the parsed ``forkhorn.http.request.Request``. The worker looks the hook up
+    ``req`` is the parsed ``forkhorn.http.request.Request``, with Gunicorn's fields
+    (``method``, ``uri``, ``path``, ``query``, ``version``, ``headers``, ``remote_addr``,
+    ``peer_addr``, ``scheme``, ``body``, ``should_close()``). The worker looks the hook up
     once, so it costs nothing per request when nobody implements it. Return value ignored.
     """
 
@@ -118,9 +120,10 @@ def forkhorn_pre_request(worker: Any, req: Any) -> None:
 def forkhorn_post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
     """Worker, after each request's response is complete (every request).
 
-    ``environ`` is the WSGI environ, ``resp`` the response object. Costs nothing when
-    unimplemented. A config file may define it with Gunicorn's 2- or 3-argument forms.
-    Return value ignored.
+    ``environ`` is the WSGI environ, ``resp`` the response object (Gunicorn's ``status``,
+    ``status_code``, ``headers``, ``sent``, ``response_length``, ``should_close()``).
+    Costs nothing when unimplemented. A config file may define it with Gunicorn's 2- or
+    3-argument forms. Return value ignored.
     """
 
 

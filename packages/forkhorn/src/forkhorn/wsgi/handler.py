@@ -194,6 +194,8 @@ class ConnectionHandler:
         if plugin_manager is not None:
             self._pre_request = hook_or_none(plugin_manager, "forkhorn_pre_request")
             self._post_request = hook_or_none(plugin_manager, "forkhorn_post_request")
+        #: a request hook will see the request: give it Gunicorn's fields (no cost otherwise)
+        self._hooked = self._pre_request is not None or self._post_request is not None
         self.ctx = ResponseContext(
             self.log,
             tls=bool(getattr(cfg, "certfile", None)),
@@ -452,6 +454,8 @@ class ConnectionHandler:
                         and worker.alive, inp)  # fmt: skip
         if "HTTP_UPGRADE" in environ:
             _note_upgrade(conn, resp, environ["HTTP_UPGRADE"])
+        if self._hooked:
+            _add_gunicorn_fields(req, conn, environ)
         started = time.monotonic() if self.access_enabled else 0.0
         try:
             if self._pre_request is not None:
@@ -545,6 +549,15 @@ class ConnectionHandler:
                             resp.sent, time.monotonic() - started)  # fmt: skip
         except Exception:
             self.log.exception("access log failed")
+
+
+def _add_gunicorn_fields(req: Request, conn: Connection, environ: dict[str, Any]) -> None:
+    """What Gunicorn's request object also carries, for request hooks written for it: the
+    peer's address, the body stream and the scheme the request came in with (after
+    ``forwarded_allow_ips``, as ``wsgi.url_scheme``)."""
+    req.peer_addr = req.remote_addr = conn.client
+    req.body = environ["wsgi.input"]
+    req.scheme = environ["wsgi.url_scheme"]
 
 
 def _note_upgrade(conn: Connection, resp: Response, upgrade: str) -> None:

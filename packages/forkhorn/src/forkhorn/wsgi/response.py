@@ -233,6 +233,17 @@ class Response:
         self.keep_alive = keep_alive
         self.inp = inp
 
+    # -- Gunicorn's names, for post_request hooks written for it --------------------------
+
+    @property
+    def response_length(self) -> int | None:
+        """The Content-Length the response was given (None: none)."""
+        return self.content_length
+
+    def should_close(self) -> bool:
+        """The connection closes after this response."""
+        return not self.keep_alive
+
     # -- the WSGI side ------------------------------------------------------------------
 
     def start_response(
