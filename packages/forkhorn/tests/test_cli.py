@@ -337,6 +337,32 @@ def test_a_bad_gunicorn_cmd_args_is_named_in_the_error(project: Path) -> None:
     assert_one_line_error(unbalanced, 2, "GUNICORN_CMD_ARGS: No closing quotation")
 
 
+def test_gunicorn_options_for_features_forkhorn_lacks_are_ignored_with_a_warning(
+    project: Path,
+) -> None:
+    # a Gunicorn 27 command line (and its GUNICORN_CMD_ARGS) starts as it is: flags and
+    # options with values alike, each named once on stderr
+    result = forkhorn(
+        "--no-control-socket", "--root-path", "/api", "--dirty-app", "a:b", "--dirty-app",
+        "c:d", "-w", "3", "--print-config", "webapp:app", cwd=project,
+        env={"GUNICORN_CMD_ARGS": "--enable-backlog-metric --timeout 17"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^workers\s+= 3  \(command line\)$", result.stdout, re.M)
+    assert re.search(r"^timeout\s+= 17  \(env GUNICORN_CMD_ARGS\)$", result.stdout, re.M)
+    warned = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warned == [
+        f"forkhorn: warning: {flag} is a Gunicorn option forkhorn does not implement; ignored"
+        for flag in ("--enable-backlog-metric (in GUNICORN_CMD_ARGS)", "--no-control-socket",
+                     "--root-path", "--dirty-app")
+    ]  # fmt: skip
+    # an option that takes a value still needs one
+    missing = forkhorn("--root-path", cwd=project)
+    assert missing.returncode == 2
+    assert "argument --root-path: expected one argument" in missing.stderr
+    assert "--root-path" not in forkhorn("--help", cwd=project).stdout
+
+
 def test_check_config_loads_the_app(project: Path) -> None:
     assert forkhorn("--check-config", "webapp:create_app('x')", cwd=project).returncode == 0
 

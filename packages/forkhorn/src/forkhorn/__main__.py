@@ -89,6 +89,14 @@ class _Invocation:
             locate_config(self.argv.values.get("config") or self.env_args.values.get("config"))
         )
 
+    def warn_ignored(self) -> None:
+        """One warning per Gunicorn option given for a feature forkhorn does not have."""
+        for flags, where in ((self.env_args.ignored, f" (in {self.env_variable})"),
+                             (self.argv.ignored, "")):  # fmt: skip
+            for flag in dict.fromkeys(flags):  # once each, in order
+                print(f"{PROG}: warning: {flag}{where} is a Gunicorn option forkhorn does not "
+                      "implement; ignored", file=sys.stderr)  # fmt: skip
+
     def _describe_workers(self, namespace: argparse.Namespace) -> str:
         plugins = list(getattr(namespace, "plugins", None) or [])
         switches = PluginSwitches.from_sources(self.environ, plugins)
@@ -186,6 +194,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     # 1. pre-parse: stdlib + the settings table
     invocation = _Invocation(argv, environ)
+    invocation.warn_ignored()
     location = invocation.location
     early = invocation.early_config(location)
     # 2. plugins and the worker class

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from forkhorn import __version__
 from forkhorn.config.setting import SECTIONS
-from forkhorn.config.settings import SETTINGS
+from forkhorn.config.settings import GUNICORN_ONLY_FLAGS, SETTINGS
 
 PROG = "forkhorn"
 USAGE = "%(prog)s [OPTIONS] [APP_MODULE]"
@@ -50,11 +50,14 @@ class CommandLine:
         app_uri: str | None = None,
         plugins: list[str] | None = None,
         list_workers: bool = False,
+        ignored: list[str] | None = None,
     ) -> None:
         self.values: dict[str, Any] = {} if values is None else values
         self.app_uri = app_uri
         self.plugins: list[str] = [] if plugins is None else plugins
         self.list_workers = list_workers
+        #: Gunicorn options forkhorn does not implement, as given (``GUNICORN_ONLY_FLAGS``)
+        self.ignored: list[str] = [] if ignored is None else ignored
 
 
 class ForkhornArgumentParser(argparse.ArgumentParser):
@@ -82,6 +85,19 @@ class _PidOrPluginAction(argparse.Action):
             namespace.plugins = [*plugins, values]
         else:
             setattr(namespace, self.dest, values)
+
+
+class _IgnoredOptionAction(argparse.Action):
+    """A Gunicorn option for a feature forkhorn does not have: noted, to be warned about."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.ignored = [*(getattr(namespace, "ignored", None) or []), option_string]
 
 
 class _HelpAction(argparse.Action):
@@ -178,6 +194,9 @@ def build_parser(describe_workers: WorkerDescriber | None = None) -> ForkhornArg
         if setting.const is not None or setting.action == "store_const":
             kwargs["const"] = setting.const
         groups[setting.section].add_argument(*setting.flags, **kwargs)
+    for flag, takes_value in GUNICORN_ONLY_FLAGS.items():
+        parser.add_argument(flag, action=_IgnoredOptionAction, nargs=None if takes_value else 0,
+                            dest="ignored", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # fmt: skip
     return parser
 
 
@@ -204,6 +223,7 @@ def parse_command_line(
         app_uri=values.pop("app_uri", None),
         plugins=list(values.pop("plugins", None) or []),
         list_workers=bool(values.pop("list_workers", False)),
+        ignored=values.pop("ignored", None),
         values=values,
     )
 

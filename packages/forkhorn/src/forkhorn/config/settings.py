@@ -52,4 +52,32 @@ GUNICORN_ONLY: frozenset[str] = frozenset(
     }
 )
 
-__all__ = ["BY_NAME", "GUNICORN_ONLY", "SETTINGS", "Setting"]
+#: the command-line options of ``GUNICORN_ONLY`` settings (Gunicorn 27), each with whether it
+#: takes a value: accepted and ignored with a warning, as the settings are in a config file
+GUNICORN_ONLY_FLAGS: dict[str, bool] = {
+    "--asgi-disconnect-grace-period": True,
+    "--asgi-lifespan": True,
+    "--asgi-loop": True,
+    "--control-socket": True,
+    "--control-socket-mode": True,
+    "--no-control-socket": False,
+    "--dirty-app": True,
+    "--dirty-graceful-timeout": True,
+    "--dirty-threads": True,
+    "--dirty-timeout": True,
+    "--dirty-workers": True,
+    "--enable-backlog-metric": False,
+    "--http2-cleartext": True,
+    "--http2-initial-window-size": True,
+    "--http2-max-concurrent-streams": True,
+    "--http2-max-frame-size": True,
+    "--http2-max-header-list-size": True,
+    "--http-parser": True,
+    "--http-protocols": True,
+    "--protocol": True,
+    "--root-path": True,
+    "--uwsgi-allow-from": True,
+    "--websocket-max-message-size": True,
+}
+
+__all__ = ["BY_NAME", "GUNICORN_ONLY", "GUNICORN_ONLY_FLAGS", "SETTINGS", "Setting"]
