@@ -21,7 +21,8 @@ class Request:
         "proxy",
     )  # fmt: skip
 
-    #: scheme/host/port are set only for absolute-form targets
+    #: scheme/host/port are set only for absolute-form targets (a request hook sees
+    #: ``scheme`` as Gunicorn's: the effective one, ``wsgi.url_scheme``)
     scheme = ""
     host: str | None = None
     port: int | None = None
