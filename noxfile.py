@@ -26,6 +26,7 @@ TEST_DEPS = [
     "prometheus_client>=0.20",  # only to parse our /metrics output in the tests
     "pyyaml>=6",  # only to check the Kubernetes manifest in docs/deploy
     "flask-sock>=0.7",  # a websocket app taking the connection over (gunicorn.socket)
+    "PasteDeploy>=3",  # --paste, as Pyramid projects run
 ]
 DEPLOY_TESTS = f"{CORE}/tests/deploy"
 RELIABILITY_JSONL = ROOT / ".nox" / "reliability.jsonl"

@@ -363,6 +363,90 @@ def test_gunicorn_options_for_features_forkhorn_lacks_are_ignored_with_a_warning
     assert "--root-path" not in forkhorn("--help", cwd=project).stdout
 
 
+PASTE_APP = """
+import logging
+
+def make_app(global_conf, greeting="hello"):
+    def app(environ, start_response):
+        logging.getLogger("pasteapp").warning("serving %s", environ["PATH_INFO"])
+        body = f"{greeting} {global_conf['who']}".encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+    return app
+"""
+
+# a Pyramid-style ini: apps, a server section for another server, and logging sections
+PASTE_INI = """
+[app:main]
+paste.app_factory = pasteapp:make_app
+
+[app:admin]
+paste.app_factory = pasteapp:make_app
+greeting = admin
+
+[server:main]
+use = egg:waitress#main
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stdout,)
+formatter = generic
+
+[formatter_generic]
+format = FROM-INI %(levelname)s [%(name)s] %(message)s
+"""
+
+
+def test_a_paste_deploy_file_is_served_with_its_logging_sections(tmp_path: Path) -> None:
+    # As with Gunicorn: the file is found from where the server was started (--chdir
+    # comes later), the app's modules in the working directory (not on PYTHONPATH here,
+    # and the console script does not put it on sys.path), and the file's [loggers]
+    # set up the logs.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "pasteapp.py").write_text(PASTE_APP)
+    (tmp_path / "app.ini").write_text(PASTE_INI)
+    environ = child_environ(tmp_path)
+    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    script = Path(sys.executable).with_name("forkhorn")
+    command = [str(script), "--paste", "app.ini#admin", "--paste-global", "who=world",
+               "--chdir", "site", "-b", "127.0.0.1:0"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        listening = ""
+        deadline = time.monotonic() + 20
+        while "Listening at" not in listening and time.monotonic() < deadline:
+            listening = proc.stdout.readline()
+        assert listening.startswith("FROM-INI INFO [forkhorn.error] Listening at: http://")
+        port = int(listening.rsplit(":", 1)[1].split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/x", timeout=10) as response:
+            assert response.read() == b"admin world"
+        served = ""
+        while "[pasteapp]" not in served and time.monotonic() < deadline:
+            served = proc.stdout.readline()
+        assert served == "FROM-INI WARNING [pasteapp] serving /x\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    missing = forkhorn("--paste", "nowhere.ini", cwd=tmp_path)
+    assert_one_line_error(missing, 2, "invalid value for paste", "nowhere.ini' is not a file")
+
+
 def test_check_config_loads_the_app(project: Path) -> None:
     assert forkhorn("--check-config", "webapp:create_app('x')", cwd=project).returncode == 0
 

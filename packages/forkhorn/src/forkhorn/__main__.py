@@ -29,7 +29,12 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from forkhorn.application import AppImportError, WSGIApplication, apply_paths
+from forkhorn.application import (
+    AppImportError,
+    WSGIApplication,
+    adopt_paste_file,
+    apply_paths,
+)
 from forkhorn.cli import (
     PROG,
     UsageError,
@@ -74,6 +79,12 @@ class _Invocation:
 
     def __init__(self, argv: Sequence[str], environ: Mapping[str, str]) -> None:
         self.environ = dict(environ)
+        #: where forkhorn was started: relative paths given here (``--paste``) keep their
+        #: meaning on a SIGHUP reload, after ``chdir`` moved the working directory
+        try:
+            self.start_cwd: str | None = os.getcwd()
+        except OSError:
+            self.start_cwd = None
         parser = build_parser(describe_workers=self._describe_workers)
         self.argv = parse_command_line(parser, argv)
         #: FORKHORN_CMD_ARGS, or GUNICORN_CMD_ARGS when only that one is set
@@ -252,7 +263,7 @@ def _load(
     cfg = loaded.cfg
     app_uri = invocation.app_uri or cfg.wsgi_app
     if cfg.paste:
-        app_uri = cfg.paste
+        app_uri = adopt_paste_file(cfg, invocation.start_cwd)
     if app_uri and cfg.source("default_proc_name") == DEFAULT:
         cfg.set("default_proc_name", app_uri, source="APP_MODULE")
     return cfg, app_uri

@@ -18,6 +18,7 @@ swapping it in, so a bad config file on SIGHUP leaves the running configuration 
 from __future__ import annotations
 
 import ast
+import configparser
 import importlib
 import os
 import sys
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from forkhorn.config import Config
+from forkhorn.config import Config, ConfigError
+from forkhorn.config.config import DEFAULT
 
 if TYPE_CHECKING:
     from forkhorn.plugins.registry import WorkerRegistry
@@ -201,12 +203,14 @@ class WSGIApplication:
         return self.callable
 
     def load(self) -> WSGICallable:
+        # the app's modules are found in the working directory, as with Gunicorn (a paste
+        # file's factories too), also when started through the console script
+        if "" not in sys.path and "." not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
         if self.cfg.paste:
             return load_paste_app(self.cfg.paste, self.cfg.paste_global_conf)
         if self.app_uri is None:
             raise AppImportError("No application module specified.")
-        if "" not in sys.path and "." not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
         return import_app(self.app_uri)
 
     def resolve_worker_class(self) -> type:
@@ -252,6 +256,35 @@ def apply_paths(cfg: Config) -> None:
         path = os.path.abspath(entry.strip()) if entry.strip() else ""
         if path and path not in sys.path:
             sys.path.insert(0, path)
+
+
+def adopt_paste_file(cfg: Config, start_cwd: str | None) -> str:
+    """Take ``paste`` (``FILE.ini`` or ``FILE.ini#SECTION``) as Gunicorn does: the file is
+    found from where forkhorn was started (``chdir`` comes later), names the processes, and
+    its logging sections (``[loggers]``, as a Pyramid project's ini has) set up the logs
+    unless ``logconfig`` is set. Returns the location made absolute; ``ConfigError`` when
+    the file does not exist."""
+    source = cfg.source("paste")
+    path, sep, section = str(cfg.paste).partition("#")
+    path = os.path.join(start_cwd or "", os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise ConfigError(f"invalid value for paste (from {source}): {path!r} is not a file")
+    location = path + sep + section
+    cfg.set("paste", location, source=source)
+    if cfg.source("default_proc_name") == DEFAULT:
+        cfg.set("default_proc_name", path, source="paste")
+    if cfg.source("logconfig") == DEFAULT and _has_logging_sections(path):
+        cfg.set("logconfig", path, source="paste")
+    return location
+
+
+def _has_logging_sections(path: str) -> bool:
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return False  # PasteDeploy reports the file itself when it reads it
+    return parser.has_section("loggers")
 
 
 def load_paste_app(location: str, global_conf: dict[str, str]) -> WSGICallable:

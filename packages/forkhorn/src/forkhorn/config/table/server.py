@@ -243,7 +243,10 @@ the gid. Default: stay the current group.""",
     Setting(
         "paste", MECHANICS, None, v.string,
         """Load the app from a PasteDeploy config file (``production.ini`` or
-``production.ini#admin``); needs ``PasteDeploy`` installed.""",
+``production.ini#admin``); needs ``PasteDeploy`` installed. As with Gunicorn, the file
+is found from where forkhorn is started (before ``chdir``), the app's modules in the
+working directory, and the file's logging sections (``[loggers]``) set up the logs
+unless ``logconfig`` is set. Its ``[server:*]`` sections are not read.""",
         flags=("--paste", "--paster"), meta="STRING",
     ),
     Setting(
