@@ -503,6 +503,25 @@ def post_request(worker, req, environ, resp):
 """
 
 
+def test_spew_prints_every_line_the_master_and_its_workers_run(project: Path) -> None:
+    spewed = project / "spew.txt"
+    with spewed.open("w") as sink, running_forkhorn(
+        "--spew", "-b", "127.0.0.1:0", "webapp:app", cwd=project, stdout=sink,
+        stderr=subprocess.PIPE, text=True,
+    ) as proc:  # fmt: skip
+        assert proc.stderr is not None
+        listening = ""
+        deadline = time.monotonic() + 30
+        while "Listening at" not in listening and time.monotonic() < deadline:
+            listening = proc.stderr.readline()
+        port = int(listening.rsplit(":", 1)[1].split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as response:
+            assert response.read() == b"ok"
+    lines = spewed.read_text().splitlines()
+    assert "forkhorn.arbiter.arbiter:" in "\n".join(lines)  # the master
+    assert "webapp:3:     return [b'ok']" in lines  # the app's line, in the forked worker
+
+
 def test_gunicorn_conf_py_loads_unchanged_with_dash_c(project: Path) -> None:
     (project / "gunicorn.conf.py").write_text(GUNICORN_CONF)
     result = forkhorn("-c", "gunicorn.conf.py", "--check-config", cwd=project)

@@ -283,6 +283,10 @@ def _serve(app: WSGIApplication) -> int:
         log = make_logger(app.cfg)
     except (LoggerClassError, LogConfigError, OSError) as exc:
         raise LoggingSetupError(f"cannot set up logging: {exc}") from exc
+    if app.cfg.spew:
+        from forkhorn.debug import spew
+
+        spew()
     Arbiter(app, log=log).run()
     return 0
 

@@ -167,7 +167,9 @@ the worker restarts once the file is fixed.""",
     ),
     Setting(
         "spew", DEBUG, False, v.boolean,
-        "Trace every line the server executes (very verbose).",
+        """Trace every line the server executes (very verbose): each goes to stdout as
+``module:line: source``, from the master and from its workers' main threads. For finding
+where a process hangs or loops; the server runs many times slower.""",
         flags=("--spew",), action="store_true",
     ),
     Setting(
