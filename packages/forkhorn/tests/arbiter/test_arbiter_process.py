@@ -147,3 +147,16 @@ def test_daemon_detaches_and_writes_the_pidfile(start_server, tmp_path):
     server.wait_serving()
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not server.pidfile.exists(), 10, "the daemon to stop")
+    assert "Booting worker" not in server.log()  # the daemon's stderr is /dev/null
+
+
+def test_daemon_with_stdio_inheritance_keeps_writing_to_a_redirected_stderr(start_server, tmp_path):
+    # -R: `forkhorn -D -R app 2> file` goes on writing to the file (not a terminal)
+    server = start_server("-D", "-R", wait=False)
+    assert server.wait_exit(10) == 0
+    pid = wait_for(lambda: read_pid(str(server.pidfile)), 10, "the daemon's pidfile")
+    server.wait_serving()
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not server.pidfile.exists(), 10, "the daemon to stop")
+    log = server.log()
+    assert f"[{pid}] [INFO] Starting forkhorn" in log and "Booting worker" in log

@@ -165,7 +165,7 @@ class Arbiter(WorkerSet):
             )
             return 1
         if cfg.daemon and ENV_MASTER_PID not in os.environ:
-            process.daemonize()
+            process.daemonize(keep_stdio=bool(cfg.enable_stdio_inheritance))
         process.apply_start_options(cfg)
         self.pid = os.getpid()
         self.log.info("Starting forkhorn %s", __version__)

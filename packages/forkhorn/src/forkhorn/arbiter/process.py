@@ -51,8 +51,12 @@ def apply_raw_env(raw_env: list[str]) -> None:
         os.environ[key] = value
 
 
-def daemonize() -> None:
-    """Detach: double fork, new session, stdio to /dev/null (Gunicorn's behaviour)."""
+def daemonize(keep_stdio: bool = False) -> None:
+    """Detach: double fork, new session, stdio to /dev/null (Gunicorn's behaviour).
+
+    ``keep_stdio`` (``--enable-stdio-inheritance``): stdout and stderr stay where they are
+    unless they are a terminal, so ``forkhorn -D -R app > out.log 2>&1`` keeps writing to
+    ``out.log``; stdin goes to /dev/null all the same."""
     if os.fork():
         os._exit(0)
     os.setsid()
@@ -60,9 +64,17 @@ def daemonize() -> None:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+        if fd == 0 or not keep_stdio or _is_terminal(fd):
+            os.dup2(devnull, fd)
     if devnull > 2:
         os.close(devnull)
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def set_process_title(title: str) -> None:

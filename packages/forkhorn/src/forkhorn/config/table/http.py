@@ -145,7 +145,8 @@ or 2 (``CERT_REQUIRED``).""",
     ),
     Setting(
         "do_handshake_on_connect", SSL, False, v.boolean,
-        "Do the TLS handshake when the connection is accepted instead of on first read.",
+        """Accepted for Gunicorn compatibility: forkhorn always completes the TLS handshake
+as soon as a connection is accepted (clocked like a request), whatever this says.""",
         flags=("--do-handshake-on-connect",), action="store_true",
     ),
     Setting(

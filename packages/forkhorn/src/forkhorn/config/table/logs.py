@@ -87,7 +87,9 @@ ROWS: list[Setting] = [
     ),
     Setting(
         "enable_stdio_inheritance", LOGGING, False, v.boolean,
-        "Keep stdout and stderr of the terminal when daemonized.",
+        """With ``--daemon``, keep stdout and stderr where they point unless they are a
+terminal, so that ``forkhorn -D -R app > out.log 2>&1`` goes on writing to ``out.log``
+(stdin goes to /dev/null all the same).""",
         flags=("-R", "--enable-stdio-inheritance"), action="store_true",
     ),
     Setting(
