@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from forkhorn import __version__
 from forkhorn.config.setting import SECTIONS
-from forkhorn.config.settings import GUNICORN_ONLY_FLAGS, SETTINGS
+from forkhorn.config.settings import GUNICORN_ONLY, SETTINGS
 
 PROG = "forkhorn"
 USAGE = "%(prog)s [OPTIONS] [APP_MODULE]"
@@ -56,7 +56,7 @@ class CommandLine:
         self.app_uri = app_uri
         self.plugins: list[str] = [] if plugins is None else plugins
         self.list_workers = list_workers
-        #: Gunicorn options forkhorn does not implement, as given (``GUNICORN_ONLY_FLAGS``)
+        #: Gunicorn options forkhorn does not implement, as given (``GUNICORN_ONLY``)
         self.ignored: list[str] = [] if ignored is None else ignored
 
 
@@ -194,9 +194,18 @@ def build_parser(describe_workers: WorkerDescriber | None = None) -> ForkhornArg
         if setting.const is not None or setting.action == "store_const":
             kwargs["const"] = setting.const
         groups[setting.section].add_argument(*setting.flags, **kwargs)
-    for flag, takes_value in GUNICORN_ONLY_FLAGS.items():
-        parser.add_argument(flag, action=_IgnoredOptionAction, nargs=None if takes_value else 0,
-                            dest="ignored", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # fmt: skip
+    for option in GUNICORN_ONLY.values():
+        if option is None:
+            continue
+        flag, takes_value = option
+        parser.add_argument(
+            flag,
+            action=_IgnoredOptionAction,
+            nargs=None if takes_value else 0,
+            dest="ignored",
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
     return parser
 
 
