@@ -34,6 +34,7 @@ from forkhorn.application import (
     WSGIApplication,
     adopt_paste_file,
     apply_paths,
+    working_directory,
 )
 from forkhorn.cli import (
     PROG,
@@ -80,11 +81,9 @@ class _Invocation:
     def __init__(self, argv: Sequence[str], environ: Mapping[str, str]) -> None:
         self.environ = dict(environ)
         #: where forkhorn was started: relative paths given here (``--paste``) keep their
-        #: meaning on a SIGHUP reload, after ``chdir`` moved the working directory
-        try:
-            self.start_cwd: str | None = os.getcwd()
-        except OSError:
-            self.start_cwd = None
+        #: meaning on a SIGHUP reload, after ``chdir`` moved the working directory; the app
+        #: keeps it for a USR2 re-exec
+        self.start_cwd = working_directory()
         parser = build_parser(describe_workers=self._describe_workers)
         self.argv = parse_command_line(parser, argv)
         #: FORKHORN_CMD_ARGS, or GUNICORN_CMD_ARGS when only that one is set
@@ -234,7 +233,13 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         return _load(invocation, pm, location)
 
     app = WSGIApplication(
-        cfg, pm, app_uri, worker_class=worker_class, registry=registry, reloader=reload_config
+        cfg,
+        pm,
+        app_uri,
+        worker_class=worker_class,
+        registry=registry,
+        reloader=reload_config,
+        start_cwd=invocation.start_cwd,
     )
     if cfg.print_config:
         print_config(cfg, pm)

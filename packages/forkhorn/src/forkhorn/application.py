@@ -180,6 +180,7 @@ class WSGIApplication:
         worker_class: type | None = None,
         registry: WorkerRegistry | None = None,
         reloader: Callable[[], tuple[Config, str | None]] | None = None,
+        start_cwd: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.plugin_manager = plugin_manager
@@ -194,7 +195,7 @@ class WSGIApplication:
         #: the working directory before ``apply_paths`` applies ``chdir``: a USR2 re-exec
         #: starts the new master from here, so relative paths on the original command line
         #: (``-c conf.py``, ``--chdir app``) mean the same thing again
-        self.start_cwd = _getcwd()
+        self.start_cwd = start_cwd if start_cwd is not None else working_directory()
 
     def wsgi(self) -> WSGICallable:
         """The WSGI callable, imported on first use (in the master when preloading)."""
@@ -238,7 +239,8 @@ class WSGIApplication:
         self.callable = None
 
 
-def _getcwd() -> str | None:
+def working_directory() -> str | None:
+    """``os.getcwd()``, or None when the working directory was removed."""
     try:
         return os.getcwd()
     except OSError:  # the working directory was removed

@@ -64,17 +64,10 @@ def daemonize(keep_stdio: bool = False) -> None:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
-        if fd == 0 or not keep_stdio or _is_terminal(fd):
+        if fd == 0 or not keep_stdio or os.isatty(fd):  # (False for a closed fd too)
             os.dup2(devnull, fd)
     if devnull > 2:
         os.close(devnull)
-
-
-def _is_terminal(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
 
 
 def set_process_title(title: str) -> None:
