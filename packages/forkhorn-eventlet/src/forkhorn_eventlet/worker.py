@@ -195,11 +195,12 @@ def _websocket_capable(app: Callable[..., Any]) -> Callable[..., Any]:
     """``app``, plus what ``eventlet.websocket.WebSocketWSGI`` needs from its server (only
     for upgrade requests): an end without a response of ours."""
     from eventlet import wsgi as eventlet_wsgi
+    from forkhorn.wsgi.handler import asks_for_websocket  # the rule the handler applies
 
     local = eventlet_wsgi.WSGI_LOCAL
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if "HTTP_UPGRADE" not in environ or environ["HTTP_UPGRADE"].lower() != "websocket":
+        if "HTTP_UPGRADE" not in environ or not asks_for_websocket(environ["HTTP_UPGRADE"]):
             return app(environ, start_response)
         local.already_handled = False
         result = app(environ, start_response)

@@ -560,10 +560,15 @@ def _add_gunicorn_fields(req: Request, conn: Connection, environ: dict[str, Any]
     req.scheme = environ["wsgi.url_scheme"]
 
 
+def asks_for_websocket(upgrade: str) -> bool:
+    """An ``Upgrade`` header value (``HTTP_UPGRADE``) that asks for a websocket."""
+    return "websocket" in upgrade.lower()
+
+
 def _note_upgrade(conn: Connection, resp: Response, upgrade: str) -> None:
     """A request asking for a websocket: the app may take the connection over for as long
     as it likes, so no request clock applies, and whatever the app answers, the connection
     is not reused (the worker cannot tell whether the protocol switched)."""
-    if "websocket" in upgrade.lower():
+    if asks_for_websocket(upgrade):
         conn.long_lived = True
         resp.keep_alive = False
