@@ -12,6 +12,7 @@ import pytest
 from forkhorn.application import (
     AppImportError,
     WSGIApplication,
+    adopt_paste_file,
     apply_paths,
     import_app,
     parse_app_uri,
@@ -200,3 +201,18 @@ def test_resolve_worker_class_takes_a_class_set_in_a_config_file() -> None:
     cfg.set("worker_class", ThreadWorker)  # `worker_class = ThreadWorker` in a config file
     app = WSGIApplication(cfg, build_plugin_manager(autoload=False), None)
     assert app.resolve_worker_class() is ThreadWorker
+
+
+def test_a_relative_paste_file_is_found_from_the_start_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a SIGHUP reload reads the settings again after chdir moved the working directory:
+    # the paste file is still the one next to where the server was started
+    (tmp_path / "app.ini").write_text("[app:main]\nuse = egg:nothing\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = Config()
+    cfg.set("paste", "app.ini#main", source="command line")
+    assert adopt_paste_file(cfg, str(tmp_path)) == f"{tmp_path}/app.ini#main"
+    assert cfg.paste == f"{tmp_path}/app.ini#main"
+    assert cfg.source("logconfig") == "default"  # no [loggers] in this one

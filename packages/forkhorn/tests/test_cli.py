@@ -411,19 +411,17 @@ format = FROM-INI %(levelname)s [%(name)s] %(message)s
 
 
 def test_a_paste_deploy_file_is_served_with_its_logging_sections(tmp_path: Path) -> None:
-    # As with Gunicorn: the file is found from where the server was started (--chdir
-    # comes later), the app's modules in the working directory (not on PYTHONPATH here,
-    # and the console script does not put it on sys.path), and the file's [loggers]
-    # set up the logs.
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "pasteapp.py").write_text(PASTE_APP)
+    # As with Gunicorn: the app's modules are found in the working directory (not on
+    # PYTHONPATH here, and the console script does not put it on sys.path), the file's
+    # [loggers] set up the logs, and the file is found from where the server was started
+    # (--chdir comes later).
+    (tmp_path / "pasteapp.py").write_text(PASTE_APP)
     (tmp_path / "app.ini").write_text(PASTE_INI)
     environ = child_environ(tmp_path)
     environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
     script = Path(sys.executable).with_name("forkhorn")
     command = [str(script), "--paste", "app.ini#admin", "--paste-global", "who=world",
-               "--chdir", "site", "-b", "127.0.0.1:0"]  # fmt: skip
+               "-b", "127.0.0.1:0"]  # fmt: skip
     proc = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
@@ -443,6 +441,14 @@ def test_a_paste_deploy_file_is_served_with_its_logging_sections(tmp_path: Path)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+    # with --chdir, the ini is still read from the start directory (the app's module from
+    # the new working directory)
+    site = tmp_path / "site"
+    site.mkdir()
+    (tmp_path / "pasteapp.py").rename(site / "pasteapp.py")
+    moved = forkhorn("--paste", "app.ini#admin", "--chdir", "site", "--check-config",
+                     cwd=tmp_path)  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
     missing = forkhorn("--paste", "nowhere.ini", cwd=tmp_path)
     assert_one_line_error(missing, 2, "invalid value for paste", "nowhere.ini' is not a file")
 
