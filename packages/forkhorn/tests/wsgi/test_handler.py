@@ -238,6 +238,23 @@ def test_app_raising_before_returning(serve: Callable[..., Served]) -> None:
     served.join()
 
 
+@pytest.mark.parametrize("body", [["text"], [b"a", "b"], ("text",)])
+def test_a_str_in_the_body_list_is_named_in_the_error(
+    serve: Callable[..., Served], body: Any
+) -> None:
+    # The commonest WSGI mistake: the log says what was wrong, not what join() found.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body
+
+    served = serve(app)
+    served.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert read_reply(served.client.makefile("rb")).status == 500
+    served.join()
+    [(_, message)] = [r for r in served.log.records if r[0] == "exception"]
+    assert "TypeError: body chunks must be bytes, got str" in message
+
+
 def test_invalid_app_header_gives_500(serve: Callable[..., Served]) -> None:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         start_response("200 OK", [("X-Split", "a\r\nSet-Cookie: x=1")])

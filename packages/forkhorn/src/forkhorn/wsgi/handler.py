@@ -467,7 +467,7 @@ class ConnectionHandler:
                     if len(result) == 1 and type(result[0]) is bytes:
                         body = result[0]
                     else:
-                        body = b"".join(result)
+                        body = _joined(result)
                     if resp.headers_sent:
                         resp.write(body)
                     else:
@@ -563,6 +563,18 @@ def _add_gunicorn_fields(req: Request, conn: Connection, environ: dict[str, Any]
 def asks_for_websocket(upgrade: str) -> bool:
     """An ``Upgrade`` header value (``HTTP_UPGRADE``) that asks for a websocket."""
     return "websocket" in upgrade.lower()
+
+
+def _joined(chunks: list[Any] | tuple[Any, ...]) -> bytes:
+    """A list or tuple body as one ``bytes``; a chunk that is not bytes (a ``str``, most
+    often) is named as ``Response.write`` names it, not as ``bytes.join`` does."""
+    try:
+        return b"".join(chunks)
+    except TypeError:
+        for chunk in chunks:
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise TypeError(f"body chunks must be bytes, got {type(chunk).__name__}") from None
+        raise
 
 
 def _note_upgrade(conn: Connection, resp: Response, upgrade: str) -> None:
