@@ -537,6 +537,29 @@ def test_gunicorn_conf_py_loads_unchanged_with_dash_c(project: Path) -> None:
     assert re.search(r"^on_starting\s+= <hook>", printed.stdout, re.M)
 
 
+@pytest.mark.parametrize("config", ["gunicorn.conf.py", "python:deployconf"])
+def test_a_config_file_imports_the_projects_modules_from_the_start_directory(
+    tmp_path: Path, config: str
+) -> None:
+    # Gunicorn puts the working directory on sys.path before it reads the config file. The
+    # console script does not (python -m would), and the project is not on PYTHONPATH here.
+    (tmp_path / "webapp.py").write_text("def app(environ, start_response):\n    return []\n")
+    (tmp_path / "projectsettings.py").write_text("WORKERS = 7\n")
+    config_source = "from projectsettings import WORKERS\nworkers = WORKERS\n"
+    (tmp_path / "gunicorn.conf.py").write_text(config_source)
+    (tmp_path / "deployconf.py").write_text(config_source)
+    environ = child_environ(tmp_path)
+    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    script = Path(sys.executable).with_name("forkhorn")
+    result = subprocess.run(
+        [str(script), "-c", config, "--print-config", "webapp:app"],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    where = re.escape(config.removeprefix("python:"))
+    assert re.search(rf"^workers\s+= 7\s+\(config file \S*{where}\)", result.stdout, re.M)
+
+
 def test_patch_master_runs_before_logging_and_ssl_are_imported(project: Path) -> None:
     record = project / "record.json"
     (project / "forkhorn.conf.py").write_text(

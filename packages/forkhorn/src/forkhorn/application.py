@@ -29,6 +29,7 @@ import pluggy
 
 from forkhorn.config import Config, ConfigError
 from forkhorn.config.config import DEFAULT
+from forkhorn.config.loader import working_directory_on_path
 
 if TYPE_CHECKING:
     from forkhorn.plugins.registry import WorkerRegistry
@@ -204,10 +205,9 @@ class WSGIApplication:
         return self.callable
 
     def load(self) -> WSGICallable:
-        # the app's modules are found in the working directory, as with Gunicorn (a paste
-        # file's factories too), also when started through the console script
-        if "" not in sys.path and "." not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+        # the app's modules (a paste file's factories too) are found in the working
+        # directory, which may have changed since the config file was read (--chdir)
+        working_directory_on_path()
         if self.cfg.paste:
             return load_paste_app(self.cfg.paste, self.cfg.paste_global_conf)
         if self.app_uri is None:
