@@ -560,6 +560,57 @@ def test_a_config_file_imports_the_projects_modules_from_the_start_directory(
     assert re.search(rf"^workers\s+= 7\s+\(config file \S*{where}\)", result.stdout, re.M)
 
 
+PROJECT_WORKER = """
+from forkhorn.workers.sync import SyncWorker
+class ProjectWorker(SyncWorker):
+    pass
+"""
+
+PROJECT_LOGGER = """
+from forkhorn.logging import Logger
+class ProjectLogger(Logger):
+    def info(self, msg, *args, **kwargs):
+        super().info("PROJECT " + msg, *args, **kwargs)
+"""
+
+
+def test_a_worker_class_and_a_logger_class_from_the_project_serve(tmp_path: Path) -> None:
+    # Named as modules of the start directory, through the console script, the project not
+    # on PYTHONPATH: Gunicorn finds them there.
+    (tmp_path / "webapp.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    (tmp_path / "projectworker.py").write_text(PROJECT_WORKER)
+    (tmp_path / "projectlogger.py").write_text(PROJECT_LOGGER)
+    environ = child_environ(tmp_path)
+    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    script = Path(sys.executable).with_name("forkhorn")
+    command = [str(script), "-k", "projectworker.ProjectWorker",
+               "--logger-class", "projectlogger.ProjectLogger", "-b", "127.0.0.1:0", "webapp:app"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 20
+        while not any("Listening at" in line for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        [listening] = [line for line in lines if "Listening at" in line]
+        assert "PROJECT Listening at: http://" in listening, lines
+        port = int(listening.rsplit(":", 1)[1].split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.read() == b"ok"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert "PROJECT Using worker: projectworker.ProjectWorker" in "".join(lines) + out
+
+
 def test_patch_master_runs_before_logging_and_ssl_are_imported(project: Path) -> None:
     record = project / "record.json"
     (project / "forkhorn.conf.py").write_text(

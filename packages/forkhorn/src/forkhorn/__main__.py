@@ -1,6 +1,8 @@
 """``forkhorn`` / ``python -m forkhorn``: the bootstrap, in the order monkey-patching needs.
 
-1. Cheap pre-parse (stdlib and the settings table only): argv and ``FORKHORN_CMD_ARGS``
+1. The start directory goes first on ``sys.path``, as with Gunicorn (the project's own
+   modules may name the worker class, plugins, the config module, the logger class).
+   Cheap pre-parse (stdlib and the settings table only): argv and ``FORKHORN_CMD_ARGS``
    (``GUNICORN_CMD_ARGS`` when that is not set)
    with the generated parser, plus the config file's *literal* ``worker_class``,
    ``preload_app`` and ``threads`` read with ``ast`` without running the file.
@@ -35,6 +37,7 @@ from forkhorn.application import (
     adopt_paste_file,
     apply_paths,
     working_directory,
+    working_directory_on_path,
 )
 from forkhorn.cli import (
     PROG,
@@ -202,7 +205,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    # 1. pre-parse: stdlib + the settings table
+    # 1. pre-parse: stdlib + the settings table. As Gunicorn does first, the start
+    # directory goes on sys.path: a worker class, plugin, config file or logger class named
+    # as a module of the project is found there (the console script's sys.path lacks it)
+    working_directory_on_path()
     invocation = _Invocation(argv, environ)
     invocation.warn_ignored()
     location = invocation.location

@@ -29,7 +29,6 @@ import pluggy
 
 from forkhorn.config import Config, ConfigError
 from forkhorn.config.config import DEFAULT
-from forkhorn.config.loader import working_directory_on_path
 
 if TYPE_CHECKING:
     from forkhorn.plugins.registry import WorkerRegistry
@@ -245,6 +244,18 @@ def working_directory() -> str | None:
         return os.getcwd()
     except OSError:  # the working directory was removed
         return None
+
+
+def working_directory_on_path() -> None:
+    """Put the working directory first on ``sys.path`` unless it is on it already (``""``
+    and ``"."`` stand for it too). Gunicorn does so before anything else, and again before
+    it loads the app: the project's own modules are importable, also when forkhorn was
+    started through the console script, whose ``sys.path`` begins with its ``bin``."""
+    if "" in sys.path or "." in sys.path:
+        return
+    cwd = working_directory()
+    if cwd is not None and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def apply_paths(cfg: Config) -> None:

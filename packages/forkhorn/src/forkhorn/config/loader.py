@@ -111,24 +111,8 @@ def scan_literals(location: str | None, names: Sequence[str]) -> dict[str, Any]:
     return found
 
 
-def working_directory_on_path() -> None:
-    """Put the working directory first on ``sys.path`` unless it is on it already (``""``
-    and ``"."`` stand for it too). Gunicorn does so before it reads the config file and
-    before it loads the app, so both can import the project's modules, also when started
-    through the console script, whose ``sys.path`` begins with the script's directory."""
-    if "" in sys.path or "." in sys.path:
-        return
-    try:
-        cwd = os.getcwd()
-    except OSError:  # the working directory was removed: nothing to add
-        return
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-
-
 def read_config_file(location: str) -> dict[str, Any]:
     """Run the config file and return its globals. Raises ``ConfigFileError``."""
-    working_directory_on_path()  # `from myproject import settings` in a gunicorn.conf.py
     if location.startswith("python:"):
         try:
             return vars(importlib.import_module(location[len("python:") :]))
