@@ -611,6 +611,31 @@ def test_a_worker_class_and_a_logger_class_from_the_project_serve(tmp_path: Path
     assert "PROJECT Using worker: projectworker.ProjectWorker" in "".join(lines) + out
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--chdir", "site", "-k", "siteworker.ProjectWorker"],
+        ["--pythonpath", "lib", "--chdir", "site", "-k", "libworker.ProjectWorker"],
+        ["-c", "site.conf.py"],  # chdir and worker_class as literals of the config file
+    ],
+)
+def test_a_worker_class_is_found_in_chdir_and_on_pythonpath(
+    tmp_path: Path, args: list[str]
+) -> None:
+    # Gunicorn imports the worker class once both are applied; a relative pythonpath
+    # entry is read from chdir.
+    site = tmp_path / "site"
+    (site / "lib").mkdir(parents=True)
+    (site / "webapp.py").write_text("def app(environ, start_response):\n    return []\n")
+    (site / "siteworker.py").write_text(PROJECT_WORKER)
+    (site / "lib" / "libworker.py").write_text(PROJECT_WORKER)
+    (tmp_path / "site.conf.py").write_text(
+        "chdir = 'site'\nworker_class = 'siteworker.ProjectWorker'\n"
+    )
+    result = forkhorn(*args, "--check-config", "webapp:app", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
 def test_patch_master_runs_before_logging_and_ssl_are_imported(project: Path) -> None:
     record = project / "record.json"
     (project / "forkhorn.conf.py").write_text(

@@ -36,6 +36,7 @@ from forkhorn.application import (
     WSGIApplication,
     adopt_paste_file,
     apply_paths,
+    paths_on_sys_path,
     working_directory,
     working_directory_on_path,
 )
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
 
 
 #: the settings the bootstrap must know before the config file runs
-EARLY_SETTINGS = ("worker_class", "preload_app", "threads")
+EARLY_SETTINGS = ("worker_class", "preload_app", "threads", "chdir", "pythonpath")
 CONFIG_HOOKS_PLUGIN = "config-file"
 USAGE_ERROR = 2
 ENVIRONMENT_ERROR = 1
@@ -213,6 +214,7 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     invocation.warn_ignored()
     location = invocation.location
     early = invocation.early_config(location)
+    paths_on_sys_path(early)  # a worker class may live in chdir or on pythonpath
     # 2. plugins and the worker class
     pm = build_from_switches(invocation.switches)
     registry = collect_workers(pm)

@@ -263,11 +263,22 @@ def apply_paths(cfg: Config) -> None:
     directory and each ``pythonpath`` entry go first on ``sys.path``."""
     if cfg.chdir:
         os.chdir(cfg.chdir)
-        if cfg.chdir not in sys.path:
-            sys.path.insert(0, cfg.chdir)
-    for entry in (cfg.pythonpath or "").split(","):
-        path = os.path.abspath(entry.strip()) if entry.strip() else ""
-        if path and path not in sys.path:
+    paths_on_sys_path(cfg)
+
+
+def paths_on_sys_path(cfg: Config) -> None:
+    """``chdir``, then each ``pythonpath`` entry, first on ``sys.path``, without changing
+    directory; a relative entry is read from ``chdir``, where the process is going. The
+    bootstrap calls it before it imports the worker class (Gunicorn imports that class
+    after both are applied), ``apply_paths`` again once in ``chdir``."""
+    base = cfg.chdir or working_directory() or ""
+    entries = [cfg.chdir] if cfg.chdir else []
+    entries += [
+        os.path.join(base, e.strip()) for e in (cfg.pythonpath or "").split(",") if e.strip()
+    ]
+    for entry in entries:
+        path = os.path.abspath(entry)
+        if path not in sys.path:
             sys.path.insert(0, path)
 
 
