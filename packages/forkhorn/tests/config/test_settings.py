@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from forkhorn.config import Config
 from forkhorn.config.hooks import hook_names
-from forkhorn.config.setting import SECTIONS
+from forkhorn.config.setting import SECTIONS, Setting
 from forkhorn.config.settings import BY_NAME, GUNICORN_ONLY, SETTINGS
 
 # The Gunicorn settings a gunicorn.conf.py may set (besides the hooks), by name.
@@ -205,6 +205,15 @@ def test_every_row_is_documented_and_placed() -> None:
         assert setting.doc.strip(), setting.name
         assert setting.summary().endswith("."), setting.name
         assert setting.section in SECTIONS, setting.name
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_the_help_summary_is_a_whole_sentence(setting: Setting) -> None:
+    # "e.g." does not end the sentence --help shows
+    summary = setting.summary()
+    assert summary.count("(") == summary.count(")"), summary
+    assert summary.count("``") % 2 == 0, summary
+    assert not summary.endswith(("e.g.", "i.e.")), summary
 
 
 def test_flags_are_unique() -> None:

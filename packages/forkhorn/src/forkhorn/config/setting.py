@@ -7,9 +7,13 @@ setting added here exists everywhere at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+#: the end of a doc's first sentence: a full stop and a space, not that of "e.g." or "i.e."
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.\s")
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ class Setting:
         if self.short:
             return self.short
         first = self.doc.strip().split("\n\n")[0].replace("\n", " ")
-        return first.split(". ")[0].rstrip(".") + "."
+        end = _SENTENCE_END.search(first)
+        return (first[: end.start()] if end else first.rstrip(".")) + "."
 
 
 # Documentation sections, in the order the docs list them (Gunicorn's names).
