@@ -237,7 +237,8 @@ the gid. Default: stay the current group.""",
     ),
     Setting(
         "pythonpath", MECHANICS, None, v.string,
-        "Comma-separated directories put first on ``sys.path`` (e.g. ``/home/app,/opt/lib``).",
+        """Comma-separated directories put first on ``sys.path`` (e.g. ``/home/app,/opt/lib``),
+before the worker class and the app are imported; a relative one is read from ``chdir``.""",
         flags=("--pythonpath",), meta="STRING",
     ),
     Setting(
