@@ -5,7 +5,8 @@
    Cheap pre-parse (stdlib and the settings table only): argv and ``FORKHORN_CMD_ARGS``
    (``GUNICORN_CMD_ARGS`` when that is not set)
    with the generated parser, plus the config file's *literal* ``worker_class``,
-   ``preload_app`` and ``threads`` read with ``ast`` without running the file.
+   ``preload_app``, ``threads``, ``chdir`` and ``pythonpath`` read with ``ast`` without
+   running the file; ``chdir`` and ``pythonpath`` go on ``sys.path`` (no ``chdir`` yet).
 2. Build the plugin manager, collect the worker registry, resolve the worker class
    (importing only that class's module).
 3. ``worker_class.patch_master(preload=...)`` if the class has it: at this point neither
