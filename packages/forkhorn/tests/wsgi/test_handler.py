@@ -253,6 +253,7 @@ def test_a_str_in_the_body_list_is_named_in_the_error(
     served.join()
     [(_, message)] = [r for r in served.log.records if r[0] == "exception"]
     assert "TypeError: body chunks must be bytes, got str" in message
+    assert "During handling" not in message  # one traceback, not join()'s too
 
 
 def test_invalid_app_header_gives_500(serve: Callable[..., Served]) -> None:

@@ -64,7 +64,13 @@ from forkhorn.http.request import Request
 from forkhorn.plugins.manager import hook_or_none
 from forkhorn.wsgi.environ import EnvironBuilder
 from forkhorn.wsgi.input import BodyPace, EmptyInput, InputStream
-from forkhorn.wsgi.response import ClientDisconnected, FileWrapper, Response, ResponseContext
+from forkhorn.wsgi.response import (
+    ClientDisconnected,
+    FileWrapper,
+    Response,
+    ResponseContext,
+    body_bytes,
+)
 
 RECV_SIZE = 65536
 #: unread request body discarded after a response to keep the connection; above: close
@@ -567,14 +573,12 @@ def asks_for_websocket(upgrade: str) -> bool:
 
 def _joined(chunks: list[Any] | tuple[Any, ...]) -> bytes:
     """A list or tuple body as one ``bytes``; a chunk that is not bytes (a ``str``, most
-    often) is named as ``Response.write`` names it, not as ``bytes.join`` does."""
+    often) is named by ``body_bytes``, as ``Response.write`` names it."""
     try:
         return b"".join(chunks)
     except TypeError:
-        for chunk in chunks:
-            if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                raise TypeError(f"body chunks must be bytes, got {type(chunk).__name__}") from None
-        raise
+        pass  # (outside the except block below: the log shows one traceback, not two)
+    return b"".join([body_bytes(chunk) for chunk in chunks])
 
 
 def _note_upgrade(conn: Connection, resp: Response, upgrade: str) -> None:

@@ -102,6 +102,16 @@ class FileWrapper:
             yield data
 
 
+def body_bytes(chunk: Any) -> bytes:
+    """A body chunk as ``bytes`` (a ``bytearray`` or ``memoryview`` copied); ``TypeError``
+    naming the type for anything else, ``str`` most often."""
+    if type(chunk) is bytes:
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"body chunks must be bytes, got {type(chunk).__name__}")
+
+
 def _check_value(name: str, value: Any) -> None:
     if type(value) is not str:
         raise InvalidResponse(f"value of header {name!r} must be a str")
@@ -329,9 +339,7 @@ class Response:
     def write(self, data: bytes) -> None:
         """The ``write()`` callable, and how the handler sends each body chunk."""
         if type(data) is not bytes:
-            if not isinstance(data, (bytearray, memoryview)):
-                raise TypeError(f"body chunks must be bytes, got {type(data).__name__}")
-            data = bytes(data)
+            data = body_bytes(data)
         if not self.headers_sent:
             if not data:
                 return
