@@ -109,8 +109,7 @@ class _Invocation:
         for flags, where in ((self.env_args.ignored, f" (in {self.env_variable})"),
                              (self.argv.ignored, "")):  # fmt: skip
             for flag in dict.fromkeys(flags):  # once each, in order
-                print(f"{PROG}: warning: {flag}{where} is a Gunicorn option forkhorn does not "
-                      "implement; ignored", file=sys.stderr)  # fmt: skip
+                _warn_gunicorn_only(f"{flag}{where}", "option")
 
     def _describe_workers(self, namespace: argparse.Namespace) -> str:
         plugins = list(getattr(namespace, "plugins", None) or [])
@@ -268,11 +267,7 @@ def _load(
 ) -> tuple[Config, str | None]:
     loaded = load_config(location, invocation.overrides(), invocation.environ)
     for name in loaded.unsupported:
-        print(
-            f"{PROG}: warning: {name} (in {location}) is a Gunicorn setting forkhorn does "
-            "not implement; ignored",
-            file=sys.stderr,
-        )
+        _warn_gunicorn_only(f"{name} (in {location})", "setting")
     register_hooks(pm, loaded.hooks, CONFIG_HOOKS_PLUGIN)
     cfg = loaded.cfg
     app_uri = invocation.app_uri or cfg.wsgi_app
@@ -281,6 +276,12 @@ def _load(
     if app_uri and cfg.source("default_proc_name") == DEFAULT:
         cfg.set("default_proc_name", app_uri, source="APP_MODULE")
     return cfg, app_uri
+
+
+def _warn_gunicorn_only(what: str, kind: str) -> None:
+    """One line on stderr for a Gunicorn ``kind`` (setting, option) forkhorn lacks."""
+    print(f"{PROG}: warning: {what} is a Gunicorn {kind} forkhorn does not implement; ignored",
+          file=sys.stderr)  # fmt: skip
 
 
 class LoggingSetupError(Exception):
