@@ -41,25 +41,39 @@ def child_environ(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str
     return environ
 
 
+def command_and_environ(
+    args: tuple[str, ...], cwd: Path, env: dict[str, str] | None, script: bool
+) -> tuple[list[str], dict[str, str]]:
+    """``python -m forkhorn ARGS`` with ``cwd`` on ``PYTHONPATH``; with ``script``, the
+    ``forkhorn`` console script as a user's shell runs it, ``cwd`` on neither (``-m`` would
+    put it on ``sys.path`` itself), so that forkhorn has to find the project's modules."""
+    environ = child_environ(cwd, env)
+    if not script:
+        return [sys.executable, "-m", "forkhorn", *args], environ
+    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    return [str(Path(sys.executable).with_name("forkhorn")), *args], environ
+
+
 def forkhorn(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    script: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    command, environ = command_and_environ(args, cwd, env, script)
     return subprocess.run(
-        [sys.executable, "-m", "forkhorn", *args],
-        cwd=cwd,
-        env=child_environ(cwd, env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
     )
 
 
 @contextlib.contextmanager
-def running_forkhorn(*args: str, cwd: Path, **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+def running_forkhorn(
+    *args: str, cwd: Path, script: bool = False, **popen: Any
+) -> Iterator[subprocess.Popen[Any]]:
     """A server started with ``args``, stopped (TERM, then KILL) when the block ends."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forkhorn", *args], cwd=cwd, env=child_environ(cwd), **popen
-    )
+    command, environ = command_and_environ(args, cwd, None, script)
+    proc = subprocess.Popen(command, cwd=cwd, env=environ, **popen)
     try:
         yield proc
     finally:
@@ -69,6 +83,19 @@ def running_forkhorn(*args: str, cwd: Path, **popen: Any) -> Iterator[subprocess
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def read_until_listening(stream: Any, timeout: float = 20) -> tuple[int, list[str]]:
+    """A starting server's log lines up to its "Listening at" one: its port, and the lines."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not (lines and "Listening at" in lines[-1]) and time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break  # the server exited
+        lines.append(line)
+    assert lines and "Listening at" in lines[-1], lines
+    return int(lines[-1].rsplit(":", 1)[1].split()[0]), lines
 
 
 def assert_one_line_error(
@@ -417,30 +444,19 @@ def test_a_paste_deploy_file_is_served_with_its_logging_sections(tmp_path: Path)
     # (--chdir comes later).
     (tmp_path / "pasteapp.py").write_text(PASTE_APP)
     (tmp_path / "app.ini").write_text(PASTE_INI)
-    environ = child_environ(tmp_path)
-    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
-    script = Path(sys.executable).with_name("forkhorn")
-    command = [str(script), "--paste", "app.ini#admin", "--paste-global", "who=world",
-               "-b", "127.0.0.1:0"]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        listening = ""
-        deadline = time.monotonic() + 20
-        while "Listening at" not in listening and time.monotonic() < deadline:
-            listening = proc.stdout.readline()
-        assert listening.startswith("FROM-INI INFO [forkhorn.error] Listening at: http://")
-        port = int(listening.rsplit(":", 1)[1].split()[0])
+    with running_forkhorn("--paste", "app.ini#admin", "--paste-global", "who=world",
+                          "-b", "127.0.0.1:0", cwd=tmp_path, script=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          ) as proc:  # fmt: skip
+        port, lines = read_until_listening(proc.stdout)
+        assert lines[-1].startswith("FROM-INI INFO [forkhorn.error] Listening at: http://")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/x", timeout=10) as response:
             assert response.read() == b"admin world"
         served = ""
+        deadline = time.monotonic() + 20
         while "[pasteapp]" not in served and time.monotonic() < deadline:
             served = proc.stdout.readline()
         assert served == "FROM-INI WARNING [pasteapp] serving /x\n"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
     # with --chdir, the ini is still read from the start directory (the app's module from
     # the new working directory)
     site = tmp_path / "site"
@@ -515,12 +531,7 @@ def test_spew_prints_every_line_the_master_and_its_workers_run(project: Path) ->
         "--spew", "-b", "127.0.0.1:0", "webapp:app", cwd=project, stdout=sink,
         stderr=subprocess.PIPE, text=True,
     ) as proc:  # fmt: skip
-        assert proc.stderr is not None
-        listening = ""
-        deadline = time.monotonic() + 30
-        while "Listening at" not in listening and time.monotonic() < deadline:
-            listening = proc.stderr.readline()
-        port = int(listening.rsplit(":", 1)[1].split()[0])
+        port, _ = read_until_listening(proc.stderr, timeout=30)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as response:
             assert response.read() == b"ok"
     lines = spewed.read_text().splitlines()
@@ -548,13 +559,7 @@ def test_a_config_file_imports_the_projects_modules_from_the_start_directory(
     config_source = "from projectsettings import WORKERS\nworkers = WORKERS\n"
     (tmp_path / "gunicorn.conf.py").write_text(config_source)
     (tmp_path / "deployconf.py").write_text(config_source)
-    environ = child_environ(tmp_path)
-    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
-    script = Path(sys.executable).with_name("forkhorn")
-    result = subprocess.run(
-        [str(script), "-c", config, "--print-config", "webapp:app"],
-        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = forkhorn("-c", config, "--print-config", "webapp:app", cwd=tmp_path, script=True)
     assert result.returncode == 0, result.stderr
     where = re.escape(config.removeprefix("python:"))
     assert re.search(rf"^workers\s+= 7\s+\(config file \S*{where}\)", result.stdout, re.M)
@@ -584,30 +589,16 @@ def test_a_worker_class_and_a_logger_class_from_the_project_serve(tmp_path: Path
     )
     (tmp_path / "projectworker.py").write_text(PROJECT_WORKER)
     (tmp_path / "projectlogger.py").write_text(PROJECT_LOGGER)
-    environ = child_environ(tmp_path)
-    environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
-    script = Path(sys.executable).with_name("forkhorn")
-    command = [str(script), "-k", "projectworker.ProjectWorker",
-               "--logger-class", "projectlogger.ProjectLogger", "-b", "127.0.0.1:0", "webapp:app"]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 20
-        while not any("Listening at" in line for line in lines) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-        [listening] = [line for line in lines if "Listening at" in line]
-        assert "PROJECT Listening at: http://" in listening, lines
-        port = int(listening.rsplit(":", 1)[1].split()[0])
+    with running_forkhorn("-k", "projectworker.ProjectWorker",
+                          "--logger-class", "projectlogger.ProjectLogger",
+                          "-b", "127.0.0.1:0", "webapp:app", cwd=tmp_path, script=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          ) as proc:  # fmt: skip
+        port, lines = read_until_listening(proc.stdout)
+        assert "PROJECT Listening at: http://" in lines[-1], lines
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.read() == b"ok"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
+    out = proc.stdout.read()  # the rest of the log, once stopped
     assert "PROJECT Using worker: projectworker.ProjectWorker" in "".join(lines) + out
 
 
