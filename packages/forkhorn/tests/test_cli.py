@@ -390,6 +390,21 @@ def test_gunicorn_options_for_features_forkhorn_lacks_are_ignored_with_a_warning
     assert "--root-path" not in forkhorn("--help", cwd=project).stdout
 
 
+def test_a_gunicorn_only_setting_in_a_config_file_is_ignored_with_a_warning(
+    project: Path,
+) -> None:
+    (project / "gunicorn.conf.py").write_text("dirty_workers = 2\nworkers = 3\n")
+    result = forkhorn("--print-config", "webapp:app", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^workers\s+= 3  \(config file \S+gunicorn\.conf\.py\)$", result.stdout, re.M)
+    [warning] = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert re.fullmatch(
+        r"forkhorn: warning: dirty_workers \(in \S+gunicorn\.conf\.py\) is a Gunicorn "
+        r"setting forkhorn does not implement; ignored",
+        warning,
+    )
+
+
 PASTE_APP = """
 import logging
 

@@ -173,7 +173,11 @@ MEMORY_WATCH_CONFIG = textwrap.dedent(
             with open(os.environ["HOOK_LOG"], "a") as f:
                 f.write(json.dumps({"killed": pid, "timeout": server.timeout}) + "\\n")
             server.kill_worker(pid, signal.SIGTERM)
+            while pid in server.WORKERS:
+                time.sleep(0.05)
             server.kill_worker(pid, signal.SIGTERM)  # again, once it is gone: no error
+            with open(os.environ["HOOK_LOG"], "a") as f:
+                f.write(json.dumps({"killed_twice": pid}) + "\\n")
 
         threading.Thread(target=watch, daemon=True).start()
     """
@@ -185,11 +189,14 @@ def test_a_hook_thread_retires_a_worker_with_kill_worker(start_server, tmp_path)
     log = tmp_path / "hooks.jsonl"
     env = {"HOOK_LOG": str(log)}
     server = start_server("-c", str(tmp_path / "conf.py"), "--timeout", "7", wait=False, env=env)
-    (record,) = wait_for(lambda: read_hooks(log) or None, 10, "the watchdog thread")
+    record = wait_for(lambda: read_hooks(log)[:1] or None, 10, "the watchdog thread")[0]
     assert record["timeout"] == 7
     wait_for(lambda: server.workers() and record["killed"] not in server.workers(), 10,
              "the worker to be replaced")  # fmt: skip
     server.wait_serving()
+    # the second kill_worker, of a worker already reaped, returned quietly
+    wait_for(lambda: len(read_hooks(log)) == 2 or None, 10, "the second kill_worker")
+    assert read_hooks(log)[1] == {"killed_twice": record["killed"]}
     assert "Traceback" not in server.log()
 
 

@@ -131,6 +131,8 @@ def test_worker_tmp_beats_the_slot_as_gunicorns_heartbeat_file():
     beater.join()
     assert worker.slot.last_beat() > before
     assert abs(worker.tmp.last_update() - time.time()) < 0.5  # wall clock, as st_ctime
+    time.sleep(0.3)  # no beat meanwhile: last_update() stays at the beat, not at now
+    assert 0.25 < time.time() - worker.tmp.last_update() < 1.0
     with pytest.raises(io.UnsupportedOperation, match="shared memory"):
         worker.tmp.fileno()
     worker.tmp.close()
