@@ -204,9 +204,8 @@ class WSGIApplication:
         return self.callable
 
     def load(self) -> WSGICallable:
-        # the app's modules (a paste file's factories too) are found in the working
-        # directory, which may have changed since the config file was read (--chdir)
-        working_directory_on_path()
+        # (the app's modules are found in the start directory and in chdir: the bootstrap
+        # put both on sys.path, working_directory_on_path and apply_paths)
         if self.cfg.paste:
             return load_paste_app(self.cfg.paste, self.cfg.paste_global_conf)
         if self.app_uri is None:
@@ -248,9 +247,9 @@ def working_directory() -> str | None:
 
 def working_directory_on_path() -> None:
     """Put the working directory first on ``sys.path`` unless it is on it already (``""``
-    and ``"."`` stand for it too). Gunicorn does so before anything else, and again before
-    it loads the app: the project's own modules are importable, also when forkhorn was
-    started through the console script, whose ``sys.path`` begins with its ``bin``."""
+    and ``"."`` stand for it too), as Gunicorn does before anything else: the project's own
+    modules are importable, also when forkhorn was started through the console script,
+    whose ``sys.path`` begins with its ``bin``. ``apply_paths`` adds ``chdir`` later."""
     if "" in sys.path or "." in sys.path:
         return
     cwd = working_directory()
