@@ -81,8 +81,7 @@ class _PidOrPluginAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         if isinstance(values, str) and values.startswith("no:") and option_string == "-p":
-            plugins = list(getattr(namespace, "plugins", None) or [])
-            namespace.plugins = [*plugins, values]
+            _append(namespace, "plugins", values)
         else:
             setattr(namespace, self.dest, values)
 
@@ -97,7 +96,13 @@ class _IgnoredOptionAction(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        namespace.ignored = [*(getattr(namespace, "ignored", None) or []), option_string]
+        _append(namespace, "ignored", option_string)
+
+
+def _append(namespace: argparse.Namespace, name: str, value: Any) -> None:
+    """Add ``value`` to the list ``namespace.<name>``, made on first use (a new list: the
+    parser's default is never mutated)."""
+    setattr(namespace, name, [*(getattr(namespace, name, None) or []), value])
 
 
 class _HelpAction(argparse.Action):
