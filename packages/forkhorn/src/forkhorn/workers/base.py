@@ -80,6 +80,12 @@ ACCEPT_BACKOFF_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, er
 #: enough for a sibling's acceptor to be scheduled (gthread, 8 starts of wrk's 50
 #: connections: 0.1 ms left one split at 17/33, 0.2 ms none worse than 19/31)
 ACCEPT_STEP_ASIDE = 0.0002
+#: an acceptor steps aside only once this many accepts in a row found more connections
+#: open than the one before (nothing closed in between): a pool opening, not a stream of
+#: short connections, of which an event loop accepts a few in a row at every wake-up.
+#: A nap lasts a millisecond or more there (timers wake at millisecond granularity), and
+#: one per such wake-up held a gevent worker to 4,000 req/s with `Connection: close`.
+STEP_ASIDE_AFTER = 4
 
 #: ``reuse_port`` retirement: how long handshakes already half-way may complete into a
 #: worker's own socket before it is closed (a loopback or LAN round trip, with margin)
@@ -129,8 +135,10 @@ class Worker:
         #: this worker's own wake-up pipe (read end, write end); every signal writes to it
         self.PIPE: tuple[int, int] = (-1, -1)
         self._retirement_requested = False
-        #: open connections right after the last accept (``should_step_aside``)
+        #: open connections right after the last accept, and how many accepts in a row
+        #: found more than the one before (``should_step_aside``)
         self._open_after_accept = 0
+        self._climbing_accepts = 0
         #: the ``--reload`` watcher thread, or None (Gunicorn's name; ``add_extra_file(path)``)
         self.reloader: Any = None
         #: ``max_worker_memory``: the RSS check after requests (None: no limit)
@@ -276,14 +284,19 @@ class Worker:
         the whole burst while its siblings, woken by the kernel for the next connections,
         wait for one: that worker then serves nearly all the traffic. So while this
         worker's open connections climb from one accept to the next (nothing closed in
-        between), its acceptor pauses and frees the CPU. A steady stream of short
-        connections (accepts and closes alternating) is never paused, nor a lone worker:
-        the master publishes its pool size on the heartbeat board, so a worker started
-        alone learns of siblings added later (TTIN) and of their removal (TTOU).
+        between), from the ``STEP_ASIDE_AFTER``-th such accept on, its acceptor pauses and
+        frees the CPU. A stream of short connections (closes between a few accepts) is
+        not paused, nor is a lone worker: the master publishes its pool size on the
+        heartbeat board, so a worker started alone learns of siblings added later (TTIN)
+        and of their removal (TTOU).
         """
         climbing = opened > self._open_after_accept
         self._open_after_accept = opened
         if not climbing:
+            self._climbing_accepts = 0
+            return False
+        self._climbing_accepts += 1
+        if self._climbing_accepts < STEP_ASIDE_AFTER:
             return False
         slot = self.slot
         return (slot.pool_size() if slot is not None else self.cfg.workers) > 1

@@ -5,9 +5,10 @@ Theory of operation (both libraries, one code path):
 - One acceptor green thread per listener. It takes a connection slot (a cooperative
   semaphore of ``worker_connections``) *before* ``accept()``, so a full worker leaves new
   connections in the kernel's backlog for a sibling instead of accepting and stalling them.
-  While its open connections climb (a client opening a pool), it naps 0.2 ms after each
-  accept (``Worker.should_step_aside``), so that a burst is shared with the sibling
-  workers instead of going whole to the one that happened to be on a CPU.
+  While its open connections climb (a client opening a pool: a few accepts in a row
+  with nothing closed in between), it naps 0.2 ms after each accept
+  (``Worker.should_step_aside``), so that a burst is shared with the sibling workers
+  instead of going whole to the one that happened to be on a CPU.
 - One green thread per connection runs the shared ``ConnectionHandler.serve`` on the
   cooperative socket: keep-alive and pipelining come from the handler, no HTTP code here.
   No green thread is spawned per request.

@@ -8,8 +8,8 @@ Theory of operation:
 - Accepting is balanced between the workers by the kernel: the listeners are polled
   ``EPOLLEXCLUSIVE`` (Linux) by one thread per worker, so a new connection wakes a worker
   whose acceptor is waiting, never one already busy accepting, and each wake-up accepts
-  only ``_ACCEPT_BURST`` connections; while its connections climb it pauses after each
-  (``Worker.should_step_aside``). When the pool threads polled the listeners too, the
+  only ``_ACCEPT_BURST`` connections; while its connections climb (a pool opening) it
+  pauses after each (``Worker.should_step_aside``). When the pool threads polled the listeners too, the
   first worker nearly always had a thread waiting and took up to 49 of a burst of 50
   connections, halving the keep-alive throughput for the life of those connections.
 - Connections are registered ``EPOLLONESHOT`` (Linux): an event disarms the connection, so
