@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import server_env
 
 #: wraps ``patching.patch`` to record, for the call that really patches, what the process
@@ -164,3 +165,22 @@ def test_gevent_plugins_are_told_of_the_patch_without_importlib_metadata(
     ]
     assert modules["importlib.metadata"] is False
     assert "Warning" not in server.log
+
+
+@pytest.mark.parametrize(
+    ("variable", "accepted"), [("GEVENT_BACKEND", "epoll"), ("GEVENT_LOOP", "libev-cext")]
+)
+def test_an_event_loop_gevent_cannot_make_fails_the_boot_in_one_line(
+    variable: str, accepted: str
+) -> None:
+    """``GEVENT_BACKEND``/``GEVENT_LOOP`` naming something this gevent lacks is the
+    operator's setting: each worker logs gevent's reason (with the values it accepts) and
+    the master stops with "Worker failed to boot" (exit 3), without a traceback."""
+    command = [sys.executable, "-m", "forkhorn", "-k", "gevent", "-w", "1", "-b", "127.0.0.1:0",
+               "forkhorn.testing.apps:app"]  # fmt: skip
+    result = subprocess.run(command, env=server_env(**{variable: "no-such-thing"}),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "gevent cannot start its event loop" in result.stderr
+    assert "no-such-thing" in result.stderr and accepted in result.stderr
+    assert "Traceback" not in result.stderr

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
+from forkhorn.workers.base import WORKER_BOOT_ERROR
 from forkhorn.workers.cooperative import CooperativeWorker
 from forkhorn.wsgi.sendfile import sendfile_all
 
@@ -53,7 +55,14 @@ class GeventWorker(CooperativeWorker):
         import gevent.lock
 
         self._gevent = gevent
-        self._run_callback = gevent.get_hub().loop.run_callback
+        try:
+            hub = gevent.get_hub()
+        except (ValueError, ImportError) as exc:
+            # GEVENT_BACKEND or GEVENT_LOOP names something this gevent lacks: the
+            # operator's setting, not a bug to trace (gevent lists the values it takes)
+            self.log.error("gevent cannot start its event loop: %s", exc)
+            sys.exit(WORKER_BOOT_ERROR)
+        self._run_callback = hub.loop.run_callback
         self._semaphore_class = gevent.lock.Semaphore
         self._socket_class = _make_socket_class()
 
