@@ -161,6 +161,28 @@ def test_failing_import_names_distribution_version_and_import(
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
 
 
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (ModuleNotFoundError("No module named 'gevent'", name="gevent"), True),
+        (ModuleNotFoundError("No module named 'eventlet.hubs.nosuch'",
+                             name="eventlet.hubs.nosuch"), False),  # EVENTLET_HUB=nosuch
+        (ValueError("Invalid backend"), False),
+    ],
+)  # fmt: skip
+def test_a_failing_optional_worker_is_to_be_reinstalled_only_when_a_package_is_gone(
+    error: Exception, hint: bool
+) -> None:
+    registry = registry_with(
+        gevent_dist=(("forkhorn-gevent", "0.1.0"), {"gevent": "m:GeventWorker"})
+    )
+    worker_class = type("GeventWorker", (), {"__module__": "m"})
+    message = str(registry.describe_failure(worker_class, "patch_master", error))
+    assert message.startswith("worker 'gevent' from forkhorn-gevent 0.1.0: patch_master failed")
+    assert str(error) in message
+    assert ("pip install 'forkhorn[gevent]'" in message) is hint
+
+
 def test_missing_class_and_non_class_targets() -> None:
     with pytest.raises(WorkerImportError, match="has no attribute 'Nope'"):
         WorkerRegistry().resolve("collections:Nope")

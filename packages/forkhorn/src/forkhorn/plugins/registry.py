@@ -119,7 +119,10 @@ class WorkerRegistry:
             else f"worker class {cls.__module__}:{cls.__qualname__}"
         )
         message = f"{where}: {what} failed ({type(exc).__name__}: {exc})"
-        if entry is not None and entry.name in OPTIONAL_WORKERS and isinstance(exc, ImportError):
+        # Reinstalling helps when a whole package is missing (gevent, greenlet), not when
+        # a module inside one is (EVENTLET_HUB=nosuch: "eventlet.hubs.nosuch").
+        whole_package = isinstance(exc, ImportError) and "." not in (exc.name or "")
+        if entry is not None and entry.name in OPTIONAL_WORKERS and whole_package:
             message += f"; reinstall it: pip install '{OPTIONAL_WORKERS[entry.name]}'"
         return WorkerImportError(message)
 
