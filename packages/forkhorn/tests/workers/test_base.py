@@ -17,11 +17,7 @@ from forkhorn.config import Config
 from forkhorn.instrument import board as board_module
 from forkhorn.instrument.board import LockedWorkerMetrics, MetricsBoard
 from forkhorn.logging import Logger
-from forkhorn.workers.base import (
-    APP_LOAD_ERROR,
-    WORKER_BOOT_ERROR,
-    Worker,
-)
+from forkhorn.workers.base import APP_LOAD_ERROR, WORKER_BOOT_ERROR, Worker
 from forkhorn.workers.heartbeat import (
     BOOTING,
     DRAIN,

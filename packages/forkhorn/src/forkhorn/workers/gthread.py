@@ -9,9 +9,10 @@ Theory of operation:
   ``EPOLLEXCLUSIVE`` (Linux) by one thread per worker, so a new connection wakes a worker
   whose acceptor is waiting, never one already busy accepting, and each wake-up accepts
   only ``_ACCEPT_BURST`` connections; while its connections climb (a pool opening) it
-  pauses after each (``Worker.should_step_aside``). When the pool threads polled the listeners too, the
-  first worker nearly always had a thread waiting and took up to 49 of a burst of 50
-  connections, halving the keep-alive throughput for the life of those connections.
+  pauses after each (``Worker.should_step_aside``). When the pool threads polled the
+  listeners too, the first worker nearly always had a thread waiting and took up to 49 of
+  a burst of 50 connections, halving the keep-alive throughput for the life of those
+  connections.
 - Connections are registered ``EPOLLONESHOT`` (Linux): an event disarms the connection, so
   exactly one thread owns it; the thread that served it re-arms it itself with one
   ``epoll_ctl``, no round trip through the main thread. Elsewhere a portable selector is
